@@ -1,0 +1,71 @@
+"""slimkit: TF-Slim-style image classifiers on TensorFlow 2 and Keras 3.
+
+    import slimkit as slim
+
+    with slim.arg_scope([slim.conv2d], padding="SAME"):
+        net = slim.conv2d(images, 32, [5, 5], scope="conv1")
+
+Public names are listed explicitly in ``_EXPORTS`` and imported on first use, so that
+``slimkit --help`` and ``slimkit datasets`` answer without loading TensorFlow (about 3 s on a
+2-core machine). ``import slimkit`` itself is cheap; ``slimkit.conv2d`` imports TensorFlow.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (the name is the same in that module).
+_EXPORTS = {
+    # data
+    "read_data_sets": "slimkit.data.mnist",
+    "list_datasets": "slimkit.data.registry",
+    # layers
+    "arg_scope": "slimkit.layers.arg_scope",
+    "add_arg_scope": "slimkit.layers.arg_scope",
+    "current_arg_scope": "slimkit.layers.arg_scope",
+    "conv2d": "slimkit.layers.core",
+    "max_pool2d": "slimkit.layers.core",
+    "avg_pool2d": "slimkit.layers.core",
+    "fully_connected": "slimkit.layers.core",
+    "flatten": "slimkit.layers.core",
+    "dropout": "slimkit.layers.core",
+    "batch_norm": "slimkit.layers.core",
+    "lrn": "slimkit.layers.core",
+    "repeat": "slimkit.layers.core",
+    "stack": "slimkit.layers.core",
+    "truncated_normal_initializer": "slimkit.layers.initializers",
+    "constant_initializer": "slimkit.layers.initializers",
+    "xavier_initializer": "slimkit.layers.initializers",
+    "variance_scaling_initializer": "slimkit.layers.initializers",
+    "l1_regularizer": "slimkit.layers.regularizers",
+    "l2_regularizer": "slimkit.layers.regularizers",
+    # models
+    "register_model": "slimkit.models.registry",
+    "get_model": "slimkit.models.registry",
+    "get_model_spec": "slimkit.models.registry",
+    "list_models": "slimkit.models.registry",
+    # training
+    "train": "slimkit.training.loop",
+    "TrainConfig": "slimkit.training.config",
+    "evaluate": "slimkit.evaluation",
+}
+
+# submodules reachable as attributes, as in TF-Slim (`slim.layers.conv2d`, `slim.losses.get_total_loss`).
+_SUBMODULES = ("cli", "data", "layers", "losses", "models", "training", "summaries", "evaluation")
+
+__all__ = sorted(_EXPORTS) + list(_SUBMODULES)
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"slimkit.{name}")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'slimkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # cache: later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return __all__ + ["__version__"]

@@ -1,0 +1,78 @@
+"""The `slimkit` command: one subcommand per module in this package.
+
+Each subcommand module defines ``configure(parser)`` (adds its flags) and ``run(args) -> int``.
+Modules must not import TensorFlow at import time: ``slimkit --help`` has to answer at once.
+
+A user's mistake (a bad flag value, a missing path, a corrupt file) is raised as ``ValueError`` or
+an ``OSError`` subclass and printed here as one line, ``slimkit <cmd>: error: <message>``, with exit
+code 2 and no traceback. Set ``SLIMKIT_DEBUG=1`` to see the traceback anyway.
+"""
+
+import argparse
+import importlib
+import os
+import sys
+
+# name -> one-line help; the module is slimkit.cli.<name> (eval's module is `evaluate`).
+COMMANDS = {
+    "train": "train a model and write checkpoints and TensorBoard logs to a logdir",
+    "eval": "evaluate a checkpoint (or a logdir's latest) on a dataset split",
+    "predict": "classify image files with a trained checkpoint (probabilities and answers)",
+    "inspect": "look inside a model: tensor shapes, weights, biases, gradients, activations",
+    "export": "export a trained model as a SavedModel or Keras file",
+    "models": "list the registered models with input shape, parameters and FLOPs",
+    "datasets": "list the datasets, their sizes and where they would be read from",
+    "board": "start TensorBoard on a logdir",
+}
+_MODULES = {"eval": "evaluate"}
+
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+               PermissionError, FileExistsError)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one line and exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser():
+    from slimkit import __version__
+
+    parser = _Parser(prog="slimkit", description="Define, train, evaluate and look inside image "
+                     "classifiers, the TF-Slim way, on TensorFlow 2 and Keras 3.")
+    parser.add_argument("--version", action="version", version=f"slimkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name, help_text in COMMANDS.items():
+        module = importlib.import_module(f"slimkit.cli.{_MODULES.get(name, name)}")
+        p = sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
+        module.configure(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv=None):
+    # TensorFlow's C++ start-up banners (oneDNN, CUDA stubs) are noise for a command-line user.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    prog = f"slimkit {args.command}"
+    try:
+        return int(args._run(args) or 0)
+    except USER_ERRORS as e:
+        if os.environ.get("SLIMKIT_DEBUG"):
+            raise
+        print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(error):
+    """`[Errno 2] No such file or directory: 'x'` becomes `No such file or directory: x`."""
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        return f"{error.strerror}: {error.filename}"
+    return str(error)

@@ -1,0 +1,10 @@
+"""`slimkit datasets`: not built yet (see README, "Status"). Says so instead of pretending."""
+
+
+def configure(parser):
+    parser.add_argument("args", nargs="*", help="reserved")
+
+
+def run(args):
+    raise ValueError("'slimkit datasets' is not available in this version yet; "
+                     "see README.md, section Status, for what works today")
