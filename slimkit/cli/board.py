@@ -1,7 +1,6 @@
 """`slimkit board LOGDIR`: start a real TensorBoard server on a logdir."""
 
 import os
-import sys
 
 
 def configure(parser):
@@ -16,7 +15,8 @@ def run(args):
                                 "'slimkit train --logdir'")
     if not 0 < args.port < 65536:
         raise ValueError(f"Invalid value for --port. Expected 1-65535. Received port={args.port}.")
-    from tensorboard import main as tb_main
+    from tensorboard import default, program
 
-    sys.argv = ["tensorboard", "--logdir", args.logdir, "--port", str(args.port), "--host", args.host]
-    return tb_main.run_main() or 0
+    board = program.TensorBoard(plugins=default.get_plugins())
+    board.configure(logdir=args.logdir, port=args.port, host=args.host)
+    return board.main()  # serves until interrupted
