@@ -1,0 +1,99 @@
+"""The `slimkit` command itself: help, one-line errors, exit codes, start-up cost, `board`."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from slimkit.cli import COMMANDS, main
+
+
+def run_cli(*argv, timeout=60):
+    return subprocess.run([sys.executable, "-m", "slimkit", *argv], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_help_lists_every_subcommand_with_its_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("train", "eval", "predict", "inspect", "export", "models", "datasets", "board"):
+        assert name in COMMANDS
+        assert f"    {name} " in out
+        assert COMMANDS[name].split()[0] in out
+
+
+def test_unknown_subcommand_is_one_line_and_exit_2():
+    result = run_cli("trian")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["slimkit: error: argument COMMAND: invalid choice: 'trian' (choose from 'train', "
+                     "'eval', 'predict', 'inspect', 'export', 'models', 'datasets', 'board') "
+                     "(see 'slimkit --help')"]
+
+
+def test_missing_subcommand_is_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main([])
+    assert e.value.code == 2
+    assert "the following arguments are required: COMMAND" in capsys.readouterr().err
+
+
+def test_help_does_not_import_tensorflow():
+    code = ("import sys\nfrom slimkit.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('TF-LOADED' if 'tensorflow' in sys.modules else 'TF-NOT-LOADED')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().endswith("TF-NOT-LOADED")
+
+
+def test_board_missing_logdir_is_one_clear_line(tmp_path, capsys):
+    assert main(["board", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"slimkit board: error: logdir '{tmp_path / 'nope'}' does not exist; expected the "
+                   "folder given to 'slimkit train --logdir'\n")
+
+
+def test_board_bad_port_is_one_clear_line(tmp_path, capsys):
+    assert main(["board", str(tmp_path), "--port", "70000"]) == 2
+    assert capsys.readouterr().err == ("slimkit board: error: Invalid value for --port. Expected 1-65535. "
+                                       "Received port=70000.\n")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_board_serves_the_logdir_runs(tmp_path):
+    """A real TensorBoard server answers on loopback and lists the runs of the logdir."""
+    import tensorflow as tf
+
+    for run in ("train", "test"):
+        with tf.summary.create_file_writer(str(tmp_path / run)).as_default():
+            tf.summary.scalar("loss", 1.0, step=0)
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "slimkit", "board", str(tmp_path), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        runs, deadline = None, time.time() + 60
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/runs", timeout=2) as r:
+                    runs = json.load(r)
+                if sorted(runs) == ["test", "train"]:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert runs is not None and sorted(runs) == ["test", "train"], proc.stdout and proc.poll()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
