@@ -1,0 +1,78 @@
+"""Named training recipes: the classic tutorials reproduced, and fast recipes.
+
+A preset is a set of :class:`~slimkit.training.config.TrainConfig` values; a config file and flags
+override it (``slimkit train --preset deep-mnist-tutorial --steps 2000``).
+
+    >>> from slimkit.training.config import TrainConfig
+    >>> TrainConfig.from_sources("mnist-softmax-tutorial").learning_rate
+    0.5
+"""
+
+import difflib
+
+PRESETS = {
+    # TensorFlow's "MNIST For ML Beginners": y = softmax(Wx + b), W and b start at zero, gradient
+    # descent 0.5 on the mean cross entropy, 1,000 steps of `mnist.train.next_batch(100)` (which
+    # reshuffles every epoch, as our feed does) -> about 92% test accuracy.
+    "mnist-softmax-tutorial": dict(
+        model="softmax_regression", dataset="mnist", optimizer="sgd", learning_rate=0.5,
+        lr_schedule="fixed", batch_size=100, steps=1000, precision="fp32",
+        log_every_n_steps=100, save_every_n_steps=500),
+    # TensorFlow's "Deep MNIST for Experts": two 5x5 conv layers (32, 64), fc 1024, dropout with
+    # keep_prob 0.5, Adam 1e-4 (its epsilon 1e-8), batch 50, 20,000 steps -> about 99.2%.
+    "deep-mnist-tutorial": dict(
+        model="deep_mnist", dataset="mnist", optimizer="adam", learning_rate=1e-4,
+        opt_epsilon=1e-8, lr_schedule="fixed", batch_size=50, steps=20000, keep_prob=0.5,
+        precision="fp32", log_every_n_steps=100, save_every_n_steps=1000),
+    # The same network, trained fast: mixed bfloat16 where the hardware has it, batch 128, Adam with
+    # a one-cycle schedule, random 2-pixel shifts, EMA weights for evaluation, 5 epochs (~2,150
+    # steps). Aim: >= 99.2% on a 2-core CPU in about a minute. To be confirmed by bench/ (the
+    # benchmark tunes and confirms these values; until then they are an informed first choice).
+    "deep-mnist-fast": dict(
+        model="deep_mnist", dataset="mnist", optimizer="adam", learning_rate=3e-3,
+        lr_schedule="one-cycle", batch_size=128, epochs=5.0, keep_prob=0.5, augment="shift",
+        ema_decay=0.999, precision="auto", log_every_n_steps=100, save_every_n_steps=500),
+    # TF-Slim's scripts/train_lenet_on_mnist.sh: LeNet, plain SGD 0.01 (fixed), batch 50, no weight
+    # decay, 20,000 steps, checkpoints and summaries every 60 s.
+    "lenet-slim": dict(
+        model="lenet", dataset="mnist", optimizer="sgd", learning_rate=0.01, lr_schedule="fixed",
+        batch_size=50, steps=20000, weight_decay=0.0, precision="auto", log_every_n_steps=100,
+        save_every_n_secs=60.0, save_summaries_secs=60.0),
+    # AlexNet (v2, as in TF-Slim) on an image folder (--data-dir DIR with one sub-folder per class):
+    # 224x224 random crops and flips, momentum 0.9, learning rate 0.01 with warm-up and cosine
+    # decay, weight decay 5e-4, dropout 0.5, 30 epochs; the best checkpoint by validation accuracy
+    # is kept.
+    "alexnet-folder": dict(
+        model="alexnet_v2", dataset="folder", image_size=224, optimizer="momentum",
+        momentum=0.9, learning_rate=0.01, lr_schedule="cosine", warmup_steps=500,
+        weight_decay=5e-4, keep_prob=0.5, batch_size=64, epochs=30.0,
+        precision="auto", keep_best=True, save_every_n_secs=600.0, log_every_n_steps=20),
+}
+
+
+def list_presets():
+    """Preset names, sorted.
+
+    Example:
+        >>> "deep-mnist-tutorial" in list_presets()
+        True
+    """
+    return sorted(PRESETS)
+
+
+def get_preset(name):
+    """The values of preset ``name`` (a new dict).
+
+    Raises:
+        ValueError: For an unknown name, listing the presets and the closest match.
+
+    Example:
+        >>> get_preset("deep-mnist-tutorial")["batch_size"]
+        50
+    """
+    if name not in PRESETS:
+        close = difflib.get_close_matches(str(name), PRESETS, n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"Unknown preset {name!r}. Expected one of: {', '.join(list_presets())}."
+                         f"{hint}")
+    return dict(PRESETS[name])

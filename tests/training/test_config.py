@@ -1,0 +1,129 @@
+"""TrainConfig: layering (defaults < preset < file < flags), validation, saving, presets."""
+
+import json
+
+import pytest
+
+from slimkit.training import config as config_lib
+from slimkit.training.config import TrainConfig
+from slimkit.training.presets import get_preset, list_presets
+
+
+def test_defaults_are_valid_and_serializable():
+    config = TrainConfig()
+    assert config.optimizer == "sgd" and config.keep == 5
+    assert json.loads(json.dumps(config.to_dict())) == config.to_dict()
+
+
+def test_precedence_defaults_preset_file_flags(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"batch_size": 64, "learning_rate": 0.1, "seed": 7}))
+    config = TrainConfig.from_sources("mnist-softmax-tutorial", path,
+                                      overrides={"learning_rate": 0.2, "seed": None})
+    assert config.model == "softmax_regression"      # preset
+    assert config.batch_size == 64                   # file over preset (100)
+    assert config.learning_rate == 0.2               # flag over file
+    assert config.seed == 7                          # an unset flag (None) overrides nothing
+    assert config.keep == 5                          # default
+    assert config.preset == "mnist-softmax-tutorial"
+
+
+def test_toml_file_and_preset_named_in_file(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('preset = "deep-mnist-tutorial"\nsteps = 300\nlr_boundaries = [10, 20]\n'
+                    'lr_values = [0.1, 0.01, 0.001]\nlr_schedule = "piecewise"\n')
+    config = TrainConfig.from_sources(config_file=path)
+    assert config.model == "deep_mnist" and config.batch_size == 50
+    assert config.steps == 300
+    assert config.lr_values == [0.1, 0.01, 0.001]
+
+
+def test_steps_and_epochs_latest_layer_wins():
+    fast = TrainConfig.from_sources("deep-mnist-fast")
+    assert fast.epochs == 5.0 and fast.steps is None
+    assert fast.total_steps(num_train=55000) == 2149        # ceil(5 * 55000 / 128)
+    short = TrainConfig.from_sources("deep-mnist-fast", overrides={"steps": 300})
+    assert short.steps == 300 and short.epochs is None
+    with pytest.raises(ValueError, match="`steps` and `epochs` both set"):
+        TrainConfig(steps=10, epochs=1.0)
+
+
+def test_unknown_key_suggests_close_match(tmp_path):
+    with pytest.raises(ValueError, match=r"Unknown TrainConfig key 'learnin_rate' in overrides\. "
+                                         r"Did you mean 'learning_rate'\?"):
+        TrainConfig.from_sources(overrides={"learnin_rate": 0.1})
+    path = tmp_path / "bad.json"
+    path.write_text('{"batch_sise": 3}')
+    with pytest.raises(ValueError, match=r"Unknown TrainConfig key 'batch_sise' in config file .*"
+                                         r"Did you mean 'batch_size'\?"):
+        TrainConfig.from_sources(config_file=path)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(batch_size=0), r"Invalid value for `batch_size`\. Expected a strictly positive number\. "
+                         r"Received batch_size=0\."),
+    (dict(optimizer="adamm"), r"Expected one of sgd, .*Received optimizer='adamm'\. Did you mean "
+                              r"'adam'\?"),
+    (dict(learning_rate="fast"), r"Invalid value for `learning_rate`\. Expected a finite number"),
+    (dict(label_smoothing=1.0), r"label_smoothing.*\[0, 1\)"),
+    (dict(lr_schedule="piecewise", lr_boundaries=[5], lr_values=[0.1]),
+     r"Invalid piecewise schedule"),
+    (dict(warmup_steps=10), r"'fixed' schedule has no warm-up"),
+    (dict(precision="fp16"), r"Expected one of fp32, bf16, auto"),
+    (dict(nesterov="yes"), r"Invalid value for `nesterov`\. Expected true or false"),
+])
+def test_bad_values_raise_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_comma_separated_lists_and_numeric_strings():
+    config = TrainConfig(checkpoint_exclude_scopes="fc8, fc7", steps="20", learning_rate="1e-3")
+    assert config.checkpoint_exclude_scopes == ["fc8", "fc7"]
+    assert config.steps == 20 and config.learning_rate == 1e-3
+
+
+def test_missing_and_malformed_config_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Config file not found"):
+        TrainConfig.from_sources(config_file=tmp_path / "nope.json")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("steps = = 3")
+    with pytest.raises(ValueError, match="Cannot parse config file"):
+        TrainConfig.from_sources(config_file=bad)
+    yaml = tmp_path / "run.yaml"
+    yaml.write_text("steps: 3")
+    with pytest.raises(ValueError, match=r"Expected a \.json or \.toml file"):
+        TrainConfig.from_sources(config_file=yaml)
+
+
+def test_saved_config_round_trip_and_compatibility(tmp_path):
+    config = TrainConfig(model="lenet", steps=10, logdir=str(tmp_path))
+    config_lib.save_config(config, tmp_path)
+    assert TrainConfig(**config_lib.load_saved_config(tmp_path)) == config
+    config_lib.check_compatible(TrainConfig(model="lenet", steps=99), tmp_path)  # more steps: fine
+    with pytest.raises(ValueError, match=r"holds a run with model='lenet' \(this run: 'deep_mnist'\)"
+                                         r".*Use another --logdir"):
+        config_lib.check_compatible(TrainConfig(model="deep_mnist"), tmp_path)
+
+
+def test_presets_resolve_and_unknown_preset():
+    for name in list_presets():
+        config = TrainConfig.from_sources(name)
+        assert config.model and config.preset == name
+    tutorial = get_preset("deep-mnist-tutorial")
+    assert (tutorial["optimizer"], tutorial["learning_rate"], tutorial["batch_size"],
+            tutorial["keep_prob"], tutorial["steps"]) == ("adam", 1e-4, 50, 0.5, 20000)
+    with pytest.raises(ValueError, match=r"Unknown preset 'deep-mnist-fats'.*Did you mean "
+                                         r"'deep-mnist-fast'\?"):
+        get_preset("deep-mnist-fats")
+
+
+def test_strategy_names_match_distribute():
+    from slimkit.training import distribute
+
+    assert config_lib.STRATEGIES == distribute.STRATEGIES
+
+
+def test_default_logdir():
+    assert TrainConfig(model="lenet").resolved_logdir() == "runs/lenet"
+    assert TrainConfig.from_sources("lenet-slim").resolved_logdir() == "runs/lenet-slim"
