@@ -280,9 +280,9 @@ def distribute_batch(strategy, images, labels):
 
 
 def _mirrored_devices(logical_cpus):
-    gpus = _logical_names("GPU")
-    if gpus:
-        return gpus
+    # Physical devices can be listed without initializing TensorFlow's runtime; logical ones cannot.
+    if tf.config.list_physical_devices("GPU"):
+        return _logical_names("GPU")
     if logical_cpus is None and os.environ.get("SLIMKIT_LOGICAL_CPUS"):
         raw = os.environ["SLIMKIT_LOGICAL_CPUS"]
         try:
