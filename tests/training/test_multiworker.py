@@ -1,0 +1,140 @@
+"""Two worker processes on 127.0.0.1 train together with MultiWorkerMirroredStrategy.
+
+Each worker gets its own TF_CONFIG (free local ports). They must end with identical weights, equal
+to a one-device run on the same global batches, and only the chief may write the logdir.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+TIMEOUT = 90  # seconds for the whole cluster; a hung collective op fails the test, not CI
+
+# One worker: builds a small CNN under the strategy, trains 2 x 5 steps on global batches of 16
+# drawn identically on every worker, saves through CheckpointManager into worker_logdir, and writes
+# its final weights and facts to OUT (an .npz file).
+_WORKER = """
+    import json, os, sys
+    import numpy as np
+    import keras
+    import tensorflow as tf
+    from slimkit.training.distribute import distribute_batch, is_chief, make_strategy, worker_logdir
+
+    strategy_name, logdir, out = sys.argv[1:4]
+    strategy = make_strategy(strategy_name)  # first: collective ops are configured at start-up
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
+                                  keras.layers.Flatten(), keras.layers.Dense(3)])
+        optimizer = keras.optimizers.SGD(0.5)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    save_dir = worker_logdir(logdir, strategy)
+    manager = tf.train.CheckpointManager(checkpoint, save_dir, max_to_keep=2)
+
+    @tf.function
+    def multi_step(images, labels):
+        for i in range(images.shape[0]):
+            with tf.GradientTape() as tape:
+                per_example = keras.losses.sparse_categorical_crossentropy(
+                    labels[i], model(images[i]), from_logits=True)
+                loss = tf.reduce_mean(per_example) / strategy.num_replicas_in_sync
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        images = rng.random((5, 16, 8, 8, 1), dtype=np.float32)
+        labels = rng.integers(0, 3, (5, 16)).astype(np.int32)
+        strategy.run(multi_step, args=distribute_batch(strategy, images, labels))
+        manager.save()  # every worker saves: the save of mirrored variables is collective
+    np.savez(out, *[w.numpy() for w in model.weights],
+             facts=json.dumps({"chief": is_chief(strategy), "save_dir": save_dir,
+                               "replicas": strategy.num_replicas_in_sync}))
+"""
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def run_cluster(script, args_per_worker, envs, timeout=TIMEOUT):
+    """Starts one process per env, waits for all; kills all and fails on error or timeout."""
+    procs = [subprocess.Popen([sys.executable, str(script), *args], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for args, env in zip(args_per_worker, envs)]
+    try:
+        outputs = [p.communicate(timeout=timeout) for p in procs]
+    except subprocess.TimeoutExpired:
+        for p in procs:
+            p.kill()
+        errs = [p.communicate()[1][-2000:] for p in procs]
+        pytest.fail(f"workers did not finish within {timeout} s:\n" + "\n---\n".join(errs))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    return outputs
+
+
+def tf_config_envs(n):
+    workers = [f"127.0.0.1:{port}" for port in free_ports(n)]
+    base = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return [{**base, "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
+                                              "task": {"type": "worker", "index": i}})}
+            for i in range(n)]
+
+
+def load(path):
+    data = np.load(path)
+    facts = json.loads(str(data["facts"]))
+    return [data[f"arr_{i}"] for i in range(len(data.files) - 1)], facts
+
+
+def test_two_workers_train_in_sync_and_only_the_chief_writes_the_logdir(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(textwrap.dedent(_WORKER))
+    logdir = tmp_path / "logdir"
+    outs = [tmp_path / f"worker{i}.npz" for i in range(2)]
+    run_cluster(script, [["multi-worker", str(logdir), str(out)] for out in outs], tf_config_envs(2))
+    (w0, chief), (w1, other) = load(outs[0]), load(outs[1])
+    try:
+        assert (chief["chief"], other["chief"]) == (True, False)
+        assert chief["replicas"] == other["replicas"] == 2
+        # Synchronized: bit-identical weights on both workers.
+        for a, b in zip(w0, w1):
+            np.testing.assert_array_equal(a, b)
+        # Only the chief wrote the logdir; the other worker saved into its own temporary directory.
+        assert chief["save_dir"] == str(logdir)
+        assert sorted(p.name for p in logdir.iterdir()) == [
+            "checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index",
+            "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
+        assert not other["save_dir"].startswith(str(logdir))
+        assert os.path.exists(os.path.join(other["save_dir"], "checkpoint"))
+    finally:
+        shutil.rmtree(other["save_dir"], ignore_errors=True)
+
+    # The two workers together computed what one device computes on the same global batches.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("TF_CONFIG", None)
+    run_cluster(script, [["one-device", str(tmp_path / "single"), str(tmp_path / "one.npz")]], [env])
+    single, _ = load(tmp_path / "one.npz")
+    for a, b in zip(w0, single):
+        np.testing.assert_allclose(a, b, atol=1e-5)  # float32 summation order only
