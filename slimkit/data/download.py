@@ -31,6 +31,7 @@ and one when it ends, so CI logs stay readable.
 
 import gzip
 import hashlib
+import http.client
 import os
 import sys
 import tempfile
@@ -203,6 +204,9 @@ def _download(url, folder, data_file):
                     out.write(chunk)
                     md5.update(chunk)
                     progress.update(len(chunk))
+        if total and progress.done_bytes != total:  # the server hung up early
+            progress.done(f"incomplete: {progress.done_bytes} of {total} bytes")
+            return f"incomplete download ({progress.done_bytes} of {total} bytes)"
         digest = md5.hexdigest()
         if digest != data_file.md5 and not (digest == data_file.raw_md5 or
                                             matches(tmp, data_file)):
@@ -216,7 +220,8 @@ def _download(url, folder, data_file):
         return f"HTTP error {e.code} {e.reason}"
     except urllib.error.URLError as e:
         return f"cannot connect ({getattr(e.reason, 'strerror', None) or e.reason})"
-    except (OSError, ValueError) as e:  # time-out, reset connection, malformed URL
+    except (OSError, ValueError, http.client.HTTPException) as e:
+        # time-out, reset connection, cut-short body (IncompleteRead), malformed URL
         return f"{type(e).__name__}: {e}"
     finally:
         if tmp is not None and os.path.exists(tmp):

@@ -1,0 +1,177 @@
+"""Downloads against a real HTTP server on 127.0.0.1 serving the shared MNIST files.
+
+The server's root holds ``good/`` (a symlink to the shared MNIST folder), ``corrupt/`` (same names,
+wrong bytes) and nothing else (so any other path is a 404); ``/truncated/<file>`` promises the whole
+file and hangs up half-way.
+"""
+
+import functools
+import http.server
+import io
+import re
+import socket
+import threading
+
+import pytest
+
+from slimkit.data.download import ChecksumError, DownloadError, _Progress, ensure_files, file_md5
+from slimkit.data.registry import get_dataset_info, load_arrays
+
+INFO = get_dataset_info("mnist")
+NAMES = sorted(f.name for f in INFO.files)
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def do_GET(self):
+        if self.path.startswith("/truncated/"):
+            body = (self.server.mnist_dir / self.path.rsplit("/", 1)[1]).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+            return
+        super().do_GET()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, mnist_dir):
+    root = tmp_path_factory.mktemp("mirror")
+    (root / "good").symlink_to(mnist_dir)
+    (root / "corrupt").mkdir()
+    for name in NAMES:
+        (root / "corrupt" / name).write_bytes(b"\x1f\x8b not really gzip " * 100)
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
+    httpd.mnist_dir = mnist_dir
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture()
+def closed_port():
+    """A URL on a port where nothing listens (connection refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/mnist/"
+
+
+def _assert_complete(folder):
+    assert sorted(p.name for p in folder.iterdir()) == NAMES  # no .part files left behind
+    for f in INFO.files:
+        assert file_md5(folder / f.name) == f.md5
+
+
+def test_good_mirror(server, tmp_path, capsys):
+    folder = tmp_path / "new" / "MNIST_data"
+    assert ensure_files("mnist", folder, mirrors=[server + "/good/"]) == folder
+    _assert_complete(folder)
+    err = capsys.readouterr().err  # not a terminal: plain start and end lines
+    assert f"Downloading {server}/good/train-images-idx3-ubyte.gz (9.9 MB)" in err
+    assert "train-images-idx3-ubyte.gz: 9.9 MB, MD5 ok" in err
+
+
+def test_failing_mirrors_fall_through(server, closed_port, tmp_path, capsys):
+    folder = tmp_path / "data"
+    ensure_files("mnist", folder, mirrors=[closed_port, server + "/missing/", server + "/good"])
+    _assert_complete(folder)
+
+
+def test_corrupt_and_truncated_mirrors_are_rejected(server, tmp_path, capsys):
+    folder = tmp_path / "data"
+    ensure_files("mnist", folder, mirrors=[server + "/corrupt/", server + "/truncated/",
+                                           server + "/good/"])
+    _assert_complete(folder)
+    err = capsys.readouterr().err
+    assert re.search(r"train-labels-idx1-ubyte.gz: 0.0 MB, rejected: MD5 [0-9a-f]{32}, expected "
+                     r"d53e105ee54ea40749a09fcbcd1e9432", err)
+
+
+def test_all_mirrors_failing_says_which_files_go_where(server, closed_port, tmp_path, capsys):
+    folder = tmp_path / "MNIST_data"
+    with pytest.raises(DownloadError) as raised:
+        ensure_files("mnist", folder, mirrors=[closed_port, server + "/missing", server +
+                                               "/corrupt", server + "/truncated"])
+    message = str(raised.value)
+    assert message.startswith(
+        f"Dataset mnist is incomplete in {folder}: downloading failed. Put these files in "
+        f"{folder}: train-images-idx3-ubyte.gz (MD5 f68b3c2dcbeaaa9fbdd348bbdeb94873), "
+        f"train-labels-idx1-ubyte.gz (MD5 d53e105ee54ea40749a09fcbcd1e9432), "
+        f"t10k-images-idx3-ubyte.gz (MD5 9fb629c4189551a2d022fa330f9573f3), "
+        f"t10k-labels-idx1-ubyte.gz (MD5 ec29112dd5afa0611ce80d1b7f02629c)")
+    assert "or point --data-dir / SLIMKIT_DATA_DIR at a folder that holds them." in message
+    assert f"{closed_port}train-images-idx3-ubyte.gz: cannot connect (Connection refused)" \
+        in message
+    assert message.count("cannot connect") == 1  # a dead host is not retried for every file
+    assert f"{server}/missing/t10k-labels-idx1-ubyte.gz: HTTP error 404 File not found" in message
+    assert f"{server}/corrupt/t10k-labels-idx1-ubyte.gz: wrong checksum (MD5 " in message
+    assert f"{server}/truncated/t10k-labels-idx1-ubyte.gz: incomplete download (2271 of 4542 " \
+        f"bytes)" in message
+    assert not folder.exists()  # the folder it created is removed again, with no partial files
+
+
+def test_only_missing_files_are_fetched(server, tmp_path, mnist_dir):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in NAMES[1:]:
+        (folder / name).symlink_to(mnist_dir / name)
+    ensure_files("mnist", folder, mirrors=[server + "/good/"])
+    assert not (folder / NAMES[0]).is_symlink() and (folder / NAMES[1]).is_symlink()
+    _assert_complete(folder)
+
+
+def test_corrupt_cached_file_is_reported_not_used(server, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    bad = folder / "t10k-labels-idx1-ubyte.gz"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(ChecksumError, match=re.escape(
+            f"Checksum mismatch for {bad}: expected MD5 ec29112dd5afa0611ce80d1b7f02629c (the "
+            f"published t10k-labels-idx1-ubyte.gz) or 27ae3e4e09519cfbb04c329615203637 (its "
+            f"uncompressed content), found c8e8df895c2cae166bad027fdf15335b. The file is corrupt "
+            f"or not the original; delete it")):
+        ensure_files("mnist", folder, mirrors=[server + "/good/"])
+    assert bad.read_bytes() == b"garbage"  # never deleted or overwritten behind the user's back
+    with pytest.raises(ChecksumError):
+        load_arrays("mnist", folder, download=False)
+
+
+def test_environment_mirrors_and_load_arrays_download(server, tmp_path, monkeypatch):
+    """load_arrays(download=True) into an empty data root, mirrors from $SLIMKIT_MIRRORS."""
+    (tmp_path / "srv").mkdir()
+    monkeypatch.setenv("SLIMKIT_DATA_DIR", str(tmp_path / "root"))
+    monkeypatch.setenv("SLIMKIT_MIRRORS", f"{server}/missing/, {server}/good/")
+    splits = load_arrays("mnist", validation_size=5000)
+    assert splits.train.images.shape == (55000, 28, 28, 1)
+    _assert_complete(tmp_path / "root" / "mnist")
+
+
+def test_unwritable_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(PermissionError, match=re.escape(
+            f"Cannot create the folder {blocker / 'mnist'} to download mnist")):
+        ensure_files("mnist", blocker / "mnist", mirrors=["http://127.0.0.1:9/"])
+
+
+def test_progress_bar_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    progress = _Progress("x.gz", "http://h/x.gz", total=2_000_000, stream=stream)
+    for _ in range(4):
+        progress.update(500_000)
+    progress.done("MD5 ok")
+    text = stream.getvalue()
+    assert text.startswith("\rx.gz: ") and "100% of 2.0 MB" in text
+    assert text.endswith("x.gz: 2.0 MB, MD5 ok" + " " * 50 + "\n")
+    assert "Downloading" not in text
