@@ -1,0 +1,88 @@
+"""The Keras layer classes that slimkit's layer functions need beyond Keras' own.
+
+- :class:`LocalResponseNormalization` for :func:`slimkit.layers.core.lrn` (Keras has none).
+- :class:`FixedModeDropout` and :class:`FixedModeBatchNormalization` for ``is_training=True/False``:
+  a Keras functional model passes its own ``training`` flag to every layer whose ``call`` accepts
+  one, overriding a value given when the layer was applied. These subclasses' ``call`` takes no
+  ``training`` argument, so the mode chosen when the model was built is the one that runs.
+
+All are registered for Keras serialization under the package name ``slimkit``.
+"""
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="slimkit")
+class LocalResponseNormalization(keras.layers.Layer):
+    """``tf.nn.local_response_normalization`` as a layer; see :func:`slimkit.layers.core.lrn`.
+
+    Computes in float32 (TensorFlow has no bfloat16 LRN kernel on CPU) and returns the input dtype.
+
+    Example:
+
+    >>> import numpy as np
+    >>> LocalResponseNormalization()(np.ones((1, 2, 2, 3), "float32")).shape
+    TensorShape([1, 2, 2, 3])
+    """
+
+    def __init__(self, depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75, **kwargs):
+        super().__init__(**kwargs)
+        self.depth_radius, self.bias, self.alpha, self.beta = depth_radius, bias, alpha, beta
+
+    def call(self, inputs):
+        outputs = tf.nn.local_response_normalization(
+            tf.cast(inputs, tf.float32), depth_radius=self.depth_radius, bias=self.bias,
+            alpha=self.alpha, beta=self.beta)
+        return tf.cast(outputs, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "depth_radius": self.depth_radius, "bias": self.bias,
+                "alpha": self.alpha, "beta": self.beta}
+
+
+@keras.saving.register_keras_serializable(package="slimkit")
+class FixedModeDropout(keras.layers.Dropout):
+    """Dropout that always runs in training mode (`training=True`) or never (`training=False`).
+
+    Example:
+
+    >>> import numpy as np
+    >>> FixedModeDropout(0.5, training=False)(np.ones((1, 4), "float32")).numpy().tolist()
+    [[1.0, 1.0, 1.0, 1.0]]
+    """
+
+    def __init__(self, rate, training, **kwargs):
+        super().__init__(rate, **kwargs)
+        self.fixed_training = bool(training)
+
+    def call(self, inputs):
+        return super().call(inputs, training=self.fixed_training)
+
+    def get_config(self):
+        return {**super().get_config(), "training": self.fixed_training}
+
+
+@keras.saving.register_keras_serializable(package="slimkit")
+class FixedModeBatchNormalization(keras.layers.BatchNormalization):
+    """Batch normalization with batch statistics (`training=True`) or moving ones (`False`), always.
+
+    Example:
+
+    >>> import numpy as np
+    >>> FixedModeBatchNormalization(training=False)(np.ones((2, 3), "float32")).shape
+    TensorShape([2, 3])
+    """
+
+    def __init__(self, training, **kwargs):
+        super().__init__(**kwargs)
+        self.fixed_training = bool(training)
+
+    def call(self, inputs, mask=None):
+        return super().call(inputs, training=self.fixed_training, mask=mask)
+
+    def get_config(self):
+        return {**super().get_config(), "training": self.fixed_training}
