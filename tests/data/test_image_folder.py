@@ -1,0 +1,194 @@
+"""ImageFolder on generated files: colour modes, bad files, splits, deterministic pipeline."""
+
+import pathlib
+import re
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from slimkit.data.image_folder import IMAGENET_MEAN, IMAGENET_STD, ImageFolder
+
+SIZE = 32  # pipeline output; images are made 37 px (= 32 / 0.875) so resizing is a no-op
+
+
+def _save(path, array, mode="RGB", **kwargs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).convert(mode).save(path, **kwargs)
+    return path
+
+
+def _noise(seed, shape=(40, 48, 3)):
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """cat: RGB JPEG, CMYK JPEG, GIF; dog: grayscale PNG/JPG, BMP; emu: RGBA PNG; two bad files."""
+    root = tmp_path_factory.mktemp("images")
+    for i in range(4):
+        _save(root / "cat" / f"rgb{i}.jpg", _noise(i))
+        _save(root / "dog" / f"gray{i}.png", _noise(10 + i), "L")
+        _save(root / "emu" / f"rgba{i}.PNG", _noise(20 + i), "RGBA")
+    _save(root / "cat" / "cmyk.jpeg", _noise(4), "CMYK")
+    _save(root / "cat" / "anim.gif", _noise(5))
+    _save(root / "dog" / "gray4.JPG", _noise(14), "L")
+    _save(root / "dog" / "win.bmp", _noise(15))
+    (root / "dog" / "notes.txt").write_text("not an image: ignored by extension")
+    (root / "dog" / "corrupt.jpg").write_bytes(b"this is not a JPEG")
+    png = (root / "emu" / "rgba0.PNG").read_bytes()
+    (root / "emu" / "cut.png").write_bytes(png[: len(png) // 2])
+    return root
+
+
+@pytest.fixture(scope="module")
+def folder(root):
+    with pytest.warns(UserWarning) as record:
+        folder = ImageFolder(root, image_size=SIZE, validation_fraction=0.25, seed=0)
+    assert len(record) == 1
+    return folder, str(record[0].message)
+
+
+def test_one_warning_lists_the_unreadable_files(folder, root):
+    folder, message = folder
+    assert message == (f"Skipping 2 unreadable image file(s) in {root}: dog/corrupt.jpg (not a "
+                       f"JPEG, PNG, GIF or BMP image), emu/cut.png (truncated or corrupt image "
+                       f"data).")
+    assert sorted(p.name for p in folder.skipped_files) == ["corrupt.jpg", "cut.png"]
+
+
+def test_classes_labels_and_stratified_split(folder):
+    folder, _ = folder
+    assert folder.class_names == ["cat", "dog", "emu"] and folder.num_classes == 3
+    assert folder.image_shape == (SIZE, SIZE, 3)
+    files = folder.train_files + folder.val_files
+    labels = np.concatenate([folder.train_labels, folder.val_labels])
+    assert len(files) == len(set(files)) == 16  # 18 images - 2 unreadable; the .txt is ignored
+    for path, label in zip(files, labels):
+        assert path.parent.name == folder.class_names[label]
+    assert folder.train_labels.dtype == np.int32
+    # 25% of each class (6, 6 and 5 files before the bad ones were dropped), at least one kept
+    assert np.bincount(folder.val_labels).tolist() == [2, 2, 1]
+
+
+def test_split_is_seeded(root):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = ImageFolder(root, SIZE, 0.5, seed=1)
+        b = ImageFolder(root, SIZE, 0.5, seed=1)
+        c = ImageFolder(root, SIZE, 0.5, seed=2)
+    assert a.val_files == b.val_files and a.val_files != c.val_files
+
+
+def _batches(ds):
+    return [(x.numpy(), y.numpy()) for x, y in ds]
+
+
+def test_eval_pipeline_keeps_file_order_and_every_image(folder):
+    folder, _ = folder
+    batches = _batches(folder.dataset("val", batch_size=2, training=False))
+    assert [x.shape for x, _ in batches] == [(2, SIZE, SIZE, 3)] * 2 + [(1, SIZE, SIZE, 3)]
+    assert batches[0][0].dtype == np.float32 and batches[0][1].dtype == np.int32
+    np.testing.assert_array_equal(np.concatenate([y for _, y in batches]), folder.val_labels)
+
+
+def test_training_order_and_augmentation_are_deterministic_and_resumable(folder):
+    folder, _ = folder
+    run = _batches(folder.dataset("train", 3, training=True, seed=7, epoch=2))
+    again = _batches(folder.dataset("train", 3, training=True, seed=7, epoch=2))
+    resumed = _batches(folder.dataset("train", 3, training=True, seed=7, epoch=2,
+                                      skip_batches=2))
+    other_epoch = _batches(folder.dataset("train", 3, training=True, seed=7, epoch=3))
+    assert len(run) == 3  # 11 training images, batch 3: the last partial batch is dropped
+    for (x1, y1), (x2, y2) in zip(run, again):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(run[2][0], resumed[0][0])
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(run, other_epoch))
+
+
+def test_repeat_runs_across_epochs_with_every_image_once_per_epoch(root):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        folder = ImageFolder(root, SIZE, validation_fraction=0.0)
+    n = len(folder.train_files)  # 16
+    ds = folder.dataset("train", 8, training=True, seed=0, repeat=True).take(4)
+    labels = np.concatenate([y for _, y in _batches(ds)])
+    for epoch in range(2):
+        counts = np.bincount(labels[epoch * n:(epoch + 1) * n], minlength=3)
+        np.testing.assert_array_equal(counts, np.bincount(folder.train_labels))
+    assert not np.array_equal(labels[:n], labels[n:])
+
+
+def test_colour_modes_become_rgb_and_are_normalized(tmp_path):
+    colour = np.zeros((37, 37, 3), np.uint8)
+    colour[:, :18] = (200, 30, 40)
+    colour[:, 18:] = (20, 180, 90)
+    _save(tmp_path / "a" / "1_rgb.png", colour)
+    _save(tmp_path / "a" / "2_cmyk.jpg", colour, "CMYK", quality=95)
+    _save(tmp_path / "a" / "3_rgba.png", colour, "RGBA")
+    _save(tmp_path / "b" / "4_gray.png", np.full((37, 37, 3), 128, np.uint8), "L")
+    folder = ImageFolder(tmp_path, SIZE, validation_fraction=0.0)
+    (images, labels), = _batches(folder.dataset("train", 4, training=False))
+    pixels = images * (np.array(IMAGENET_STD) * 255) + np.array(IMAGENET_MEAN) * 255
+    np.testing.assert_allclose(pixels[0], colour[2:34, 2:34], atol=1e-3)  # central crop of 37
+    np.testing.assert_allclose(pixels[2], colour[2:34, 2:34], atol=1e-3)  # alpha dropped
+    assert np.abs(pixels[1] - colour[2:34, 2:34]).mean() < 4  # CMYK JPEG, lossy
+    np.testing.assert_allclose(images[3, 0, 0], (128 - np.array(IMAGENET_MEAN) * 255) /
+                               (np.array(IMAGENET_STD) * 255), rtol=1e-5)
+    assert labels.tolist() == [0, 0, 0, 1]
+
+
+def test_train_and_validation_subfolders(tmp_path):
+    for split in ("train", "validation"):
+        for name in ("b_class", "a_class"):
+            _save(tmp_path / split / name / "x.png", _noise(0))
+    folder = ImageFolder(tmp_path, SIZE, validation_fraction=0.5)
+    assert folder.class_names == ["a_class", "b_class"]
+    assert [p.parts[-3] for p in folder.val_files] == ["validation"] * 2
+    assert len(folder.train_files) == 2 and folder.val_labels.tolist() == [0, 1]
+    _save(tmp_path / "validation" / "c_class" / "x.png", _noise(0))
+    with pytest.raises(ValueError, match=re.escape(
+            f"Validation folder {tmp_path / 'validation'} has classes ['c_class'] that "
+            f"{tmp_path / 'train'} does not.")):
+        ImageFolder(tmp_path, SIZE)
+
+
+def test_fewer_than_two_classes(tmp_path):
+    _save(tmp_path / "only" / "x.png", _noise(0))
+    with pytest.raises(ValueError, match=re.escape(
+            f"Image folder {tmp_path} has 1 class folder(s) ['only']. Expected at least two")):
+        ImageFolder(tmp_path)
+
+
+def test_empty_class_folder(tmp_path):
+    _save(tmp_path / "full" / "x.png", _noise(0))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no images here")
+    with pytest.raises(ValueError, match=re.escape(
+            f"Class folder {tmp_path / 'empty'} has no images. Expected files ending in .jpg, "
+            f".jpeg, .png, .bmp, .gif (any case)")):
+        ImageFolder(tmp_path)
+
+
+def test_missing_root_and_bad_arguments(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ImageFolder(tmp_path / "nope")
+    with pytest.raises(ValueError, match=re.escape("Received validation_fraction=1.")):
+        ImageFolder(tmp_path, validation_fraction=1)
+    with pytest.raises(ValueError, match=re.escape("Received image_size=0.")):
+        ImageFolder(tmp_path, image_size=0)
+
+
+def test_bad_split_name(folder):
+    folder, _ = folder
+    with pytest.raises(ValueError, match=re.escape(
+            "Invalid value for argument `split`. Expected 'train' or 'val'. Received "
+            "split='test'.")):
+        folder.dataset("test", 2, training=False)
+
+
+def test_paths_are_pathlib(folder):
+    folder, _ = folder
+    assert all(isinstance(p, pathlib.Path) for p in folder.train_files)
