@@ -23,6 +23,9 @@ from typing import Callable, Optional
 _BUILTIN_MODULES = (
     "slimkit.models.softmax",
     "slimkit.models.deep_mnist",
+    "slimkit.models.lenet",
+    "slimkit.models.alexnet",
+    "slimkit.models.alexnet_paper",
 )
 
 _REGISTRY = {}  # name -> ModelSpec, filled by @register_model

@@ -15,6 +15,25 @@ EXPECTED = {
     "deep_mnist": (10, 3_274_634, {
         "conv1": (28, 28, 32), "pool1": (14, 14, 32), "conv2": (14, 14, 64), "pool2": (7, 7, 64),
         "flatten": (3136,), "fc1": (1024,), "dropout": (1024,), "fc2": (10,)}),
+    "lenet": (10, 3_274_634, {
+        "conv1": (28, 28, 32), "pool1": (14, 14, 32), "conv2": (14, 14, 64), "pool2": (7, 7, 64),
+        "flatten": (3136,), "fc3": (1024,), "dropout3": (1024,), "fc4": (10,)}),
+    # conv1 34,944 + conv2 614,656 + conv3 885,120 + conv4 1,327,488 + conv5 884,992
+    # + fc6 37,752,832 + fc7 16,781,312 + fc8 4,097,000
+    "alexnet": (1000, 62_378_344, {
+        "conv1": (56, 56, 96), "lrn1": (56, 56, 96), "pool1": (27, 27, 96),
+        "conv2": (27, 27, 256), "lrn2": (27, 27, 256), "pool2": (13, 13, 256),
+        "conv3": (13, 13, 384), "conv4": (13, 13, 384), "conv5": (13, 13, 256),
+        "pool5": (6, 6, 256), "flatten": (9216,), "fc6": (4096,), "dropout6": (4096,),
+        "fc7": (4096,), "dropout7": (4096,), "fc8": (1000,)}),
+    # the paper's groups halve conv2, conv4 and conv5: 307,456 + 663,936 + 442,624 (Caffe's
+    # bvlc_alexnet has the same 60,965,224)
+    "alexnet_paper": (1000, 60_965_224, {
+        "conv1": (55, 55, 96), "lrn1": (55, 55, 96), "pool1": (27, 27, 96),
+        "conv2": (27, 27, 256), "lrn2": (27, 27, 256), "pool2": (13, 13, 256),
+        "conv3": (13, 13, 384), "conv4": (13, 13, 384), "conv5": (13, 13, 256),
+        "pool5": (6, 6, 256), "flatten": (9216,), "fc6": (4096,), "dropout6": (4096,),
+        "fc7": (4096,), "dropout7": (4096,), "fc8": (1000,)}),
 }
 
 
@@ -49,10 +68,7 @@ def test_model_builds_runs_and_matches_its_description(name):
     # every variable gets a gradient (softmax_regression starts at zeros, so test "is not None")
     assert len(grads) == len(model.trainable_variables) > 0
 
-
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_layers_with_variables_are_named_by_scope(name):
-    model = slim.get_model(name)
+    # every layer that owns variables is named by its scope, as checkpoint scopes expect
     for layer in model.layers:
         if layer.weights:
             assert "/" not in layer.name and not layer.name.startswith(("conv2d", "dense"))
@@ -161,3 +177,20 @@ def test_registering_a_new_model(monkeypatch):
     assert spec.input_shape == (8, 6, 2) and spec.fn is tiny and spec.arg_scope_fn is None
     model = slim.get_model("tiny")
     assert model.name == "tiny" and model.count_params() == 8 * 6 * 2 * 4 + 4
+
+
+def test_alexnet_paper_has_the_papers_groups_and_initialization():
+    model = slim.get_model("alexnet_paper", num_classes=10)
+    kernels = {s: tuple(model.get_layer(s).kernel.shape) for s in ("conv2", "conv3", "conv4", "conv5")}
+    assert kernels == {"conv2": (5, 5, 48, 256), "conv3": (3, 3, 256, 384),
+                       "conv4": (3, 3, 192, 384), "conv5": (3, 3, 192, 256)}
+    for scope, bias in [("conv1", 0), ("conv2", 1), ("conv3", 0), ("conv4", 1), ("conv5", 1),
+                        ("fc6", 1), ("fc7", 1), ("fc8", 0)]:
+        np.testing.assert_array_equal(model.get_layer(scope).bias.numpy(), bias)
+    fc6 = model.get_layer("fc6").kernel.numpy()
+    assert abs(fc6.std() - 0.01) < 2e-4 and abs(fc6.mean()) < 1e-4        # N(0, 0.01)
+    assert model.get_layer("conv1").padding == "valid"
+    assert model.count_params() == 60_965_224 - 4_097_000 + 4096 * 10 + 10
+    lrn = model.get_layer("lrn1")
+    assert (lrn.depth_radius, lrn.bias, lrn.alpha, lrn.beta) == (2, 2.0, 1e-4, 0.75)
+    assert len(model.losses) == 8                                           # weight decay on all
