@@ -18,8 +18,10 @@ Checksums. Each :class:`~slimkit.data.registry.DataFile` pins two MD5s: the publ
 a decompression, so it is only tried when the first fails). This accepts uncompressed copies and
 re-compressed ones: Debian's ``dataset-fashion-mnist`` strips the original file name from each gzip
 header (its files are 23-24 bytes shorter, exactly that name), which changes the gzip MD5 but not
-the content. For Fashion-MNIST, the published gzip MD5s were checked against Debian's copies by
-rebuilding the original gzip header around Debian's deflate streams (see the tests' notes).
+the content. For Fashion-MNIST, the published gzip MD5s were checked against Debian's copies:
+putting the original gzip header (file name, time stamp 2017-08-31) back around Debian's deflate
+streams gives files with exactly the published MD5s
+(``tests/data/test_download.py::test_published_fashion_mnist_md5s_match_debians_copy``).
 
 Mirrors. The dataset's own list, unless overridden by the ``mirrors=`` argument or the
 ``SLIMKIT_MIRRORS`` environment variable (base URLs separated by commas or spaces; ``{name}`` in a

@@ -15,8 +15,8 @@ Where files are read from (:func:`resolve_data_dir`), first match wins:
    package puts Fashion-MNIST in ``/usr/share/datasets/fashion-mnist``.
 
 A location "holds" a dataset when all of its files are there (gzip or uncompressed). If none does,
-the answer is where they would be downloaded: ``$SLIMKIT_DATA_DIR/<name>/`` when that variable is
-set, else the user cache.
+the answer is where they would be downloaded: the ``data_dir`` given, else the user cache (never
+``$SLIMKIT_DATA_DIR``, which is often a shared, read-only copy).
 
 Files are checksum-verified every time they are loaded (an MD5 of ~12 MB takes ~20 ms), so a
 corrupt cached file is reported instead of silently used: see :mod:`slimkit.data.download`.
@@ -127,7 +127,7 @@ _DATASETS = {
         num_test=10000,
         # md5: as published in the Fashion-MNIST README. raw_md5: of the decompressed files,
         # computed from Debian's dataset-fashion-mnist package, whose gzip members hold the same
-        # deflate streams as the published files (see DESIGN notes in slimkit/data/download.py).
+        # deflate streams as the published files (see slimkit/data/download.py's docstring).
         files=_mnist_format_files(
             md5s=("8d4fb7e6c68d591d4c3dfef9ec88bf0d", "25c81989df183df01b3e8a0aad5dffbe",
                   "bef4ecab320f06d8554ea6380940ec79", "bb300cfdad3c16e7a12a480ee83cd310"),
@@ -249,11 +249,21 @@ def resolve_data_dir(name, data_dir=None):
         >>> resolve_data_dir("mnist", "/tmp/MNIST_data")
         PosixPath('/tmp/MNIST_data')
     """
+    return locate(name, data_dir)[0]
+
+
+def locate(name, data_dir=None):
+    """``(folder, source)``: :func:`resolve_data_dir`'s answer and the rule that chose it.
+
+    ``source`` is one of :func:`candidate_dirs`' labels; for a dataset found nowhere it is the
+    download target's (``"--data-dir"`` or ``"cache"``).
+    """
     candidates = candidate_dirs(name, data_dir)
-    for _, path in candidates:
+    for source, path in candidates:
         if holds_dataset(path, name):
-            return path
-    return candidates[0][1]
+            return path, source
+    return next((path, source) for source, path in candidates
+                if source in ("--data-dir", "cache"))
 
 
 def load_arrays(name, data_dir=None, validation_size=5000, download=True):

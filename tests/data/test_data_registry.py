@@ -51,8 +51,8 @@ def test_unknown_name_lists_known_and_close_matches():
 
 def test_resolution_order(isolated, mnist_dir, monkeypatch):
     root, cache = isolated / "root", isolated / "cache" / "slimkit"
-    # nothing anywhere: the download target is $SLIMKIT_DATA_DIR/<name>
-    assert resolve_data_dir("mnist") == root / "mnist"
+    # nothing anywhere: the download target is the cache (the data root may be read-only)
+    assert resolve_data_dir("mnist") == cache / "mnist"
     _link_dataset(mnist_dir, cache / "mnist")
     assert resolve_data_dir("mnist") == cache / "mnist"
     _link_dataset(mnist_dir, root / "mnist")
@@ -85,7 +85,7 @@ def test_load_arrays_uses_environment_root(mnist_dir, monkeypatch):
 
 
 def test_missing_files_without_download_say_where_to_put_them(isolated):
-    folder = isolated / "root" / "mnist"
+    folder = isolated / "cache" / "slimkit" / "mnist"
     with pytest.raises(DownloadError, match=re.escape(
             f"Dataset mnist is incomplete in {folder}: they are missing and downloading is off. "
             f"Put these files in {folder}: train-images-idx3-ubyte.gz (MD5 "

@@ -6,8 +6,10 @@ file and hangs up half-way.
 """
 
 import functools
+import hashlib
 import http.server
 import io
+import pathlib
 import re
 import socket
 import threading
@@ -144,13 +146,13 @@ def test_corrupt_cached_file_is_reported_not_used(server, tmp_path):
 
 
 def test_environment_mirrors_and_load_arrays_download(server, tmp_path, monkeypatch):
-    """load_arrays(download=True) into an empty data root, mirrors from $SLIMKIT_MIRRORS."""
-    (tmp_path / "srv").mkdir()
+    """load_arrays(download=True) with an empty data root: into the cache, mirrors from the env."""
     monkeypatch.setenv("SLIMKIT_DATA_DIR", str(tmp_path / "root"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("SLIMKIT_MIRRORS", f"{server}/missing/, {server}/good/")
     splits = load_arrays("mnist", validation_size=5000)
     assert splits.train.images.shape == (55000, 28, 28, 1)
-    _assert_complete(tmp_path / "root" / "mnist")
+    _assert_complete(tmp_path / "cache" / "slimkit" / "mnist")
 
 
 def test_unwritable_folder(tmp_path):
@@ -175,3 +177,22 @@ def test_progress_bar_on_a_terminal():
     assert text.startswith("\rx.gz: ") and "100% of 2.0 MB" in text
     assert text.endswith("x.gz: 2.0 MB, MD5 ok" + " " * 50 + "\n")
     assert "Downloading" not in text
+
+
+@pytest.mark.skipif(not pathlib.Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_published_fashion_mnist_md5s_match_debians_copy():
+    """Debian's .gz files are the published ones minus the gzip header's file name and time.
+
+    Putting back the original header (FNAME flag, the file name, and the time stamp of
+    2017-08-31, found once by search) around Debian's deflate streams gives byte-identical files:
+    their MD5s are the ones the Fashion-MNIST README publishes and slimkit pins.
+    """
+    mtimes = {"train": 1504176606, "t10k": 1504176627}
+    for data_file in get_dataset_info("fashion_mnist").files:
+        debian = (pathlib.Path("/usr/share/datasets/fashion-mnist") / data_file.name).read_bytes()
+        assert debian[3] == 0  # no FNAME: Debian dropped it
+        mtime = mtimes[data_file.name.split("-")[0]].to_bytes(4, "little")
+        original = (b"\x1f\x8b\x08\x08" + mtime + debian[8:10] + data_file.raw_name.encode() +
+                    b"\x00" + debian[10:])
+        assert hashlib.md5(original).hexdigest() == data_file.md5
