@@ -19,6 +19,10 @@ _EXPORTS = {
     # data
     "read_data_sets": "slimkit.data.mnist",
     "list_datasets": "slimkit.data.registry",
+    "get_dataset_info": "slimkit.data.registry",
+    "load_arrays": "slimkit.data.registry",
+    "ArrayFeed": "slimkit.data.feed",
+    "ImageFolder": "slimkit.data.image_folder",
     # layers
     "arg_scope": "slimkit.layers.arg_scope",
     "add_arg_scope": "slimkit.layers.arg_scope",
