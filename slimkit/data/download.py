@@ -35,6 +35,7 @@ import gzip
 import hashlib
 import http.client
 import os
+import pathlib
 import sys
 import tempfile
 import time
@@ -122,8 +123,6 @@ def ensure_files(name, folder, mirrors=None):
         >>> ensure_files("mnist", "MNIST_data")  # downloads the four files once
         PosixPath('MNIST_data')
     """
-    import pathlib
-
     info = get_dataset_info(name)
     folder = pathlib.Path(folder).expanduser()
     missing = []
@@ -194,7 +193,7 @@ def _where_to_put(info, folder, files, why):
 
 
 def _download(url, folder, data_file):
-    """Fetches one file to a temporary name and renames it when the MD5 matches; None or an error."""
+    """Fetches one file to a temporary name, renamed when the MD5 matches; None or an error."""
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{data_file.name}.", suffix=".part")
     try:
         md5 = hashlib.md5()

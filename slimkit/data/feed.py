@@ -58,8 +58,9 @@ class ArrayFeed:
             raise ValueError(f"Invalid value for argument `images`. Expected an array of shape "
                              f"(N, H, W, C) or (N, H, W). Received shape {images.shape}.")
         if labels.ndim != 1 or len(labels) != len(images):
-            raise ValueError(f"Invalid value for argument `labels`. Expected shape ({len(images)},) "
-                             f"to match the {len(images)} images. Received shape {labels.shape}.")
+            raise ValueError(f"Invalid value for argument `labels`. Expected shape "
+                             f"({len(images)},) to match the {len(images)} images. Received "
+                             f"shape {labels.shape}.")
         if len(images) == 0:
             raise ValueError("Invalid value for argument `images`. Expected at least one example. "
                              "Received an empty array.")
@@ -111,8 +112,8 @@ class ArrayFeed:
             ValueError: if ``epoch < 0`` or ``offset`` is not in ``[0, N)``.
         """
         if int(epoch) != epoch or epoch < 0:
-            raise ValueError(f"Invalid value for argument `epoch`. Expected a non-negative integer. "
-                             f"Received epoch={epoch!r}.")
+            raise ValueError(f"Invalid value for argument `epoch`. Expected a non-negative "
+                             f"integer. Received epoch={epoch!r}.")
         if int(offset) != offset or not 0 <= offset < self.num_examples:
             raise ValueError(f"Invalid value for argument `offset`. Expected an integer in "
                              f"[0, {self.num_examples}) (examples per epoch). Received "
@@ -160,7 +161,7 @@ class ArrayFeed:
         return images[0], labels[0]
 
     def _take(self, total):
-        """Indices of the next ``total`` examples and their (epoch, offset); advances the position."""
+        """Indices of the next ``total`` examples and their (epoch, offset); moves the position."""
         n_ex = self.num_examples
         index = np.empty(total, np.int64)
         epochs = np.empty(total, np.int64)

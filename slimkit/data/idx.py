@@ -118,7 +118,7 @@ def _read_bytes(path):
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as e:
-        # gzip.BadGzipFile is an OSError; a cut-short stream is EOFError; bad deflate data zlib.error.
+        # gzip.BadGzipFile is an OSError, a cut-short stream EOFError, bad deflate data zlib.error
         raise ValueError(f"Invalid IDX file {path}: expected a complete gzip stream, found a "
                          f"corrupt or truncated one ({e}). Delete the file and download it "
                          "again.") from None

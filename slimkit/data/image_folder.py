@@ -65,8 +65,8 @@ class ImageFolder:
     def __init__(self, root, image_size=224, validation_fraction=0.1, seed=0):
         self.root = pathlib.Path(root).expanduser()
         if not self.root.is_dir():
-            raise FileNotFoundError(f"Image folder {self.root} does not exist (or is not a folder). "
-                                    "Expected root/<class>/<image files>.")
+            raise FileNotFoundError(f"Image folder {self.root} does not exist (or is not a "
+                                    "folder). Expected root/<class>/<image files>.")
         if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size <= 0:
             raise ValueError(f"Invalid value for argument `image_size`. Expected a strictly "
                              f"positive integer. Received image_size={image_size!r}.")

@@ -8,8 +8,8 @@ The classic "MNIST for ML beginners" and "Deep MNIST for experts" tutorials star
 This module keeps that API and its semantics: ``train`` / ``validation`` / ``test`` of 55,000 /
 5,000 / 10,000 examples, images flattened to (N, 784) float32 in [0, 1], labels one-hot or integer,
 and ``next_batch`` that reshuffles every epoch and never drops or repeats an example within one: a
-batch that runs past the end of an epoch takes the rest of the old epoch followed by the start of the
-newly shuffled one, and ``epochs_completed`` counts up at that moment, as in the original.
+batch that runs past the end of an epoch takes the rest of the old epoch followed by the start of
+the newly shuffled one, and ``epochs_completed`` counts up at that moment, as in the original.
 
 What changed, and why:
 

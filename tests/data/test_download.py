@@ -80,7 +80,7 @@ def test_good_mirror(server, tmp_path, capsys):
     assert "train-images-idx3-ubyte.gz: 9.9 MB, MD5 ok" in err
 
 
-def test_failing_mirrors_fall_through(server, closed_port, tmp_path, capsys):
+def test_failing_mirrors_fall_through(server, closed_port, tmp_path):
     folder = tmp_path / "data"
     ensure_files("mnist", folder, mirrors=[closed_port, server + "/missing/", server + "/good"])
     _assert_complete(folder)

@@ -62,8 +62,8 @@ def test_real_mnist_files(mnist_dir):
 def test_truncated_payload(tmp_path, images):
     path = _write(tmp_path / "cut.gz", gzip.compress(_idx_bytes(images)[:-6]))
     message = (f"Invalid IDX file {path}: expected 40 bytes (16-byte header + 2 x 3 x 4 unsigned "
-               f"byte values), found 34 bytes after decompression. The file is truncated; delete it "
-               f"and download it again.")
+               f"byte values), found 34 bytes after decompression. The file is truncated; delete "
+               f"it and download it again.")
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         read_idx(path)
 
