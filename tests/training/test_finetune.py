@@ -1,0 +1,148 @@
+"""Warm-starting zoo models from slimkit checkpoints and Keras weights files, with excluded scopes."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from slimkit.models.registry import get_model
+from slimkit.training.finetune import restore_for_finetuning, select_trainable
+
+
+def values(model):
+    return {v.path: v.numpy().copy() for v in model.weights}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A deep_mnist (10 classes) with non-initial weights, saved both ways like a training run."""
+    root = tmp_path_factory.mktemp("source")
+    model = get_model("deep_mnist")
+    for v in model.weights:  # stand-in for training: weights no fresh model can have
+        v.assign(tf.fill(v.shape, 0.5) + tf.cast(tf.reshape(tf.range(tf.size(v)), v.shape), tf.float32) * 1e-6)
+    optimizer = keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    # The slimkit layout: Checkpoint(model, optimizer, step, ...) managed in a logdir.
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=tf.Variable(200, dtype=tf.int64))
+    manager = tf.train.CheckpointManager(checkpoint, str(root / "logdir"), max_to_keep=2)
+    manager.save()
+    prefix = manager.save()
+    model.save_weights(str(root / "deep_mnist.weights.h5"))
+    return {"values": values(model), "logdir": root / "logdir", "prefix": prefix,
+            "h5": root / "deep_mnist.weights.h5"}
+
+
+@pytest.mark.parametrize("source", ["logdir", "prefix", "h5"])
+def test_new_number_of_classes_with_excluded_last_layer(trained, source):
+    model = get_model("deep_mnist", num_classes=5)
+    fresh = values(model)
+    summary = restore_for_finetuning(model, trained[source], exclude_scopes=["fc2"])
+    where = trained["prefix"] if source in ("logdir", "prefix") else str(trained["h5"])
+    assert summary == (f"restored 6 variables (conv1, conv2, fc1) from {where}; kept the fresh "
+                       "initialization of 2 under fc2")
+    now = values(model)
+    for name in ("conv1/kernel", "conv1/bias", "conv2/kernel", "conv2/bias", "fc1/kernel", "fc1/bias"):
+        np.testing.assert_array_equal(now[name], trained["values"][name], err_msg=name)
+    for name in ("fc2/kernel", "fc2/bias"):
+        np.testing.assert_array_equal(now[name], fresh[name], err_msg=name)
+
+
+@pytest.mark.parametrize("source", ["prefix", "h5"])
+def test_mismatched_shapes_are_named_with_both_shapes_and_the_fix(trained, source):
+    model = get_model("deep_mnist", num_classes=5)
+    fresh = values(model)
+    with pytest.raises(ValueError, match=r"Cannot warm-start from .*: fc2/kernel has shape \(1024, 10\) "
+                       r"in the checkpoint but \(1024, 5\) in the model; fc2/bias has shape \(10,\) in "
+                       r"the checkpoint but \(5,\) in the model\. Leave these layers' fresh initialization "
+                       r"with --checkpoint-exclude-scopes fc2 \(in Python, checkpoint_exclude_scopes="
+                       r"\['fc2'\]\)"):
+        restore_for_finetuning(model, trained[source])
+    # All or nothing: the refused restore assigned no variable.
+    for name, value in values(model).items():
+        np.testing.assert_array_equal(value, fresh[name], err_msg=name)
+
+
+def test_same_model_restores_everything(trained):
+    model = get_model("deep_mnist")
+    assert restore_for_finetuning(model, trained["prefix"]) == (
+        f"restored 8 variables (conv1, conv2, fc1, fc2) from {trained['prefix']}")
+    for name, value in values(model).items():
+        np.testing.assert_array_equal(value, trained["values"][name], err_msg=name)
+
+
+def small(use_bias, units=3):
+    inputs = keras.Input((4,))
+    hidden = keras.layers.Dense(8, use_bias=use_bias, name="fc1")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(units, name="logits")(hidden))
+
+
+@pytest.mark.parametrize("suffix", ["ckpt", "weights.h5"])
+def test_variable_missing_from_the_checkpoint_is_named(tmp_path, suffix):
+    source = small(use_bias=False)
+    if suffix == "ckpt":
+        path = tf.train.Checkpoint(model=source).save(str(tmp_path / "ckpt"))
+    else:
+        path = str(tmp_path / "small.weights.h5")
+        source.save_weights(path)
+    with pytest.raises(ValueError, match=r"fc1/bias \(8,\) is not in the checkpoint\. Leave these "
+                       r"layers' fresh initialization with --checkpoint-exclude-scopes fc1"):
+        restore_for_finetuning(small(use_bias=True), path)
+
+
+def test_other_architecture_is_refused(trained):
+    with pytest.raises(ValueError, match=r"was saved from another architecture: it holds 9 layers where "
+                       r"this model has 3\. Layers are matched in order \(checkpoints do not record layer "
+                       r"names\)"):
+        restore_for_finetuning(get_model("softmax_regression"), trained["prefix"])
+
+
+def test_unknown_exclude_scope_lists_the_models_scopes(trained):
+    with pytest.raises(ValueError, match=r"Invalid value for argument `checkpoint_exclude_scopes`: "
+                       r"scope\(s\) \['fc8'\] match no variable of model 'deep_mnist'\. Expected "
+                       r"layer-name prefixes among its scopes: conv1, conv2, fc1, fc2\."):
+        restore_for_finetuning(get_model("deep_mnist"), trained["prefix"], exclude_scopes=["fc8"])
+
+
+def test_missing_checkpoint_paths_say_what_was_expected(tmp_path):
+    model = get_model("softmax_regression")
+    with pytest.raises(FileNotFoundError, match=r"No checkpoint in .*: expected a slimkit logdir with a "
+                       r"`checkpoint` file"):
+        restore_for_finetuning(model, tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"No checkpoint at .*ckpt-7: expected a slimkit logdir, "
+                       r"a checkpoint prefix \(a file .*ckpt-7\.index"):
+        restore_for_finetuning(model, tmp_path / "ckpt-7")
+    with pytest.raises(FileNotFoundError, match=r"Keras weights file not found: .*nope\.weights\.h5"):
+        restore_for_finetuning(model, tmp_path / "nope.weights.h5")
+
+
+def test_checkpoint_without_a_model_is_refused(tmp_path):
+    path = tf.train.Checkpoint(step=tf.Variable(1)).save(str(tmp_path / "ckpt"))
+    with pytest.raises(ValueError, match=r"is not a checkpoint of a Keras functional model: it has no "
+                       r"`model/_operations` \(top-level objects: step, save_counter\)"):
+        restore_for_finetuning(get_model("softmax_regression"), path)
+
+
+def test_restores_into_a_model_built_under_a_strategy(trained):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        model = get_model("deep_mnist", num_classes=5)
+    restore_for_finetuning(model, trained["logdir"], exclude_scopes=["fc2"])
+    np.testing.assert_array_equal(values(model)["conv2/kernel"], trained["values"]["conv2/kernel"])
+
+
+def test_select_trainable_by_scope_prefix():
+    model = get_model("deep_mnist")
+    assert [v.path for v in select_trainable(model, ["fc2"])] == ["fc2/kernel", "fc2/bias"]
+    assert [v.path for v in select_trainable(model, ["fc"])] == [
+        "fc1/kernel", "fc1/bias", "fc2/kernel", "fc2/bias"]
+    assert [v.path for v in select_trainable(model, "conv2,fc2/bias")] == [
+        "conv2/kernel", "conv2/bias", "fc2/bias"]
+    assert select_trainable(model, []) == list(model.trainable_variables)
+    assert select_trainable(model, None) == list(model.trainable_variables)
+
+
+def test_select_trainable_unknown_scope_lists_the_models_scopes():
+    with pytest.raises(ValueError, match=r"Invalid value for argument `trainable_scopes`: scope\(s\) "
+                       r"\['fc9', 'logits'\] match no variable of model 'deep_mnist'\. Expected layer-name "
+                       r"prefixes among its scopes: conv1, conv2, fc1, fc2\."):
+        select_trainable(get_model("deep_mnist"), ["fc1", "fc9", "logits"])
