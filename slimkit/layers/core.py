@@ -29,7 +29,7 @@ import tensorflow as tf
 from slimkit.layers import initializers, regularizers
 from slimkit.layers.arg_scope import add_arg_scope
 from slimkit.layers.keras_layers import (FixedModeBatchNormalization, FixedModeDropout,
-                                         LocalResponseNormalization)
+                                         GroupedConv2D, LocalResponseNormalization)
 
 # TensorFlow activation functions -> Keras names, so that models stay serializable.
 _TF_ACTIVATIONS = {
@@ -136,10 +136,12 @@ def conv2d(inputs, num_outputs, kernel_size, stride=1, padding="SAME", rate=1, g
     """
     use_bias = normalizer_fn is None and biases_initializer is not None
     activation = get_activation(activation_fn)
-    layer = keras.layers.Conv2D(
+    groups = _positive_int(groups, "groups")
+    conv_class = GroupedConv2D if groups > 1 else keras.layers.Conv2D
+    layer = conv_class(
         _positive_int(num_outputs, "num_outputs"), _pair(kernel_size, "kernel_size"),
         strides=_pair(stride, "stride"), padding=_padding(padding), dilation_rate=_pair(rate, "rate"),
-        groups=_positive_int(groups, "groups"),
+        groups=groups,
         activation=activation if normalizer_fn is None else None, use_bias=use_bias,
         kernel_initializer=initializers.get(weights_initializer),
         bias_initializer=initializers.get(biases_initializer) if use_bias else "zeros",

@@ -1,6 +1,9 @@
 """The Keras layer classes that slimkit's layer functions need beyond Keras' own.
 
 - :class:`LocalResponseNormalization` for :func:`slimkit.layers.core.lrn` (Keras has none).
+- :class:`GroupedConv2D` for ``conv2d(..., groups=2)``: Keras' own grouped convolution compiles
+  each call with XLA on TensorFlow, which on a CPU ran AlexNet's conv2 forward+backward about 12x
+  slower than one ordinary convolution per group (measured: 0.65 s vs 0.056 s at batch 16).
 - :class:`FixedModeDropout` and :class:`FixedModeBatchNormalization` for ``is_training=True/False``:
   a Keras functional model passes its own ``training`` flag to every layer whose ``call`` accepts
   one, overriding a value given when the layer was applied. These subclasses' ``call`` takes no
@@ -11,6 +14,7 @@ All are registered for Keras serialization under the package name ``slimkit``.
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="slimkit")
@@ -86,3 +90,27 @@ class FixedModeBatchNormalization(keras.layers.BatchNormalization):
 
     def get_config(self):
         return {**super().get_config(), "training": self.fixed_training}
+
+
+@keras.saving.register_keras_serializable(package="slimkit")
+class GroupedConv2D(keras.layers.Conv2D):
+    """``keras.layers.Conv2D`` with ``groups > 1``, computed as one convolution per group.
+
+    Same arguments, kernel shape (kh, kw, C_in / groups, filters) and results as Keras' layer;
+    group g maps input channels [g * C_in / groups, (g + 1) * C_in / groups) to output channels
+    [g * filters / groups, (g + 1) * filters / groups).
+
+    Example:
+
+    >>> import numpy as np
+    >>> layer = GroupedConv2D(4, 3, groups=2, padding="same")
+    >>> layer(np.ones((1, 5, 5, 6), "float32")).shape, tuple(layer.kernel.shape)
+    (TensorShape([1, 5, 5, 4]), (3, 3, 3, 4))
+    """
+
+    def convolution_op(self, inputs, kernel):
+        if self.groups == 1:
+            return super().convolution_op(inputs, kernel)
+        parts = zip(ops.split(inputs, self.groups, axis=-1), ops.split(kernel, self.groups, axis=-1))
+        return ops.concatenate([super(GroupedConv2D, self).convolution_op(x, k) for x, k in parts],
+                               axis=-1)

@@ -71,8 +71,30 @@ def test_tf_activation_functions_map_to_keras_names():
 
 def test_grouped_conv2d_has_the_split_kernel():
     model = build(lambda t: slim.conv2d(t, 256, [5, 5], groups=2, scope="conv2"), (27, 27, 96))
-    assert model.get_layer("conv2").kernel.shape == (5, 5, 48, 256)
+    assert tuple(model.get_layer("conv2").kernel.shape) == (5, 5, 48, 256)
     assert model.count_params() == 5 * 5 * 48 * 256 + 256
+
+
+def test_grouped_conv2d_matches_keras_grouped_convolution_and_its_gradient():
+    """Ours runs one convolution per group; Keras' compiles a grouped one with XLA on CPU."""
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, 7, 7, 6)).astype(np.float32))
+    ours = build(lambda t: slim.conv2d(t, 4, 3, groups=2, activation_fn=None, scope="g"), (7, 7, 6))
+    theirs = build(lambda t: keras.layers.Conv2D(4, 3, padding="same", groups=2)(t), (7, 7, 6))
+    theirs.set_weights(ours.get_weights())
+    assert type(ours.get_layer("g")).__name__ == "GroupedConv2D"
+    results = []
+    for model in (ours, theirs):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = model(x)
+            loss = tf.reduce_sum(y * y)
+        results.append([y, *tape.gradient(loss, [x, *model.trainable_variables])])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+    # group 0 sees only input channels 0-2: changing channel 5 leaves output channels 0-1 alone
+    x2 = x.numpy().copy()
+    x2[..., 5] += 1.0
+    np.testing.assert_allclose(ours(x2).numpy()[..., :2], ours(x).numpy()[..., :2], atol=1e-6)
 
 
 def test_normalizer_replaces_the_bias_and_precedes_the_activation():
