@@ -231,3 +231,26 @@ def test_one_initializer_shared_through_arg_scope_gives_different_weights():
 def test_argument_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call(keras.Input((8, 8, 2)))
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # Keras saving
+def test_models_with_slimkit_layers_round_trip_through_keras_files(tmp_path):
+    """Custom layers and regularizers are registered, so `export` can write a .keras file."""
+    def net(t):
+        t = slim.conv2d(t, 4, 3, groups=2, weights_regularizer=slim.l2_regularizer(1e-3), scope="c1")
+        t = slim.lrn(t, depth_radius=1, scope="n1")
+        t = slim.conv2d(t, 4, 3, normalizer_fn=slim.batch_norm,
+                        normalizer_params={"is_training": False}, scope="c2")
+        t = slim.dropout(slim.flatten(t), 0.5, is_training=False, scope="drop")
+        return slim.fully_connected(t, 3, activation_fn=tf.nn.relu6, scope="fc")
+
+    model = build(net, (6, 6, 2))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    x = np.random.default_rng(0).random((2, 6, 6, 2), dtype=np.float32)
+    np.testing.assert_allclose(loaded(x, training=True).numpy(), model(x, training=True).numpy(),
+                               rtol=1e-5, atol=1e-6)
+    assert [type(layer).__name__ for layer in loaded.layers[1:4]] == [
+        "GroupedConv2D", "LocalResponseNormalization", "Conv2D"]
+    np.testing.assert_allclose(float(loaded.losses[0]), float(model.losses[0]), rtol=1e-6)
