@@ -21,6 +21,7 @@ unique name (``conv2d``, ``conv2d_1``, ...).
 ``model(x, training=True)`` enables dropout; True or False pins the behaviour into the model.
 """
 
+import inspect
 import numbers
 
 import keras
@@ -64,7 +65,10 @@ def get_activation(activation_fn):
 
 def _pair(value, argname):
     """An int or a pair of ints -> a tuple of two strictly positive ints."""
-    pair = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
+    try:
+        pair = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
+    except TypeError:  # not iterable, e.g. 3.0
+        pair = ()
     if len(pair) != 2 or not all(isinstance(v, numbers.Integral) and v > 0 for v in pair):
         raise ValueError(f"Invalid value for argument `{argname}`. Expected a strictly positive "
                          f"integer or a pair of them. Received {argname}={value!r}.")
@@ -89,7 +93,7 @@ def _normalize_and_activate(outputs, scope, normalizer_fn, normalizer_params, ac
     """TF-Slim's tail of conv2d/fully_connected: optional normalizer, then the activation."""
     if normalizer_fn is not None:
         params = dict(normalizer_params or {})
-        if scope is not None:
+        if scope is not None and "scope" in inspect.signature(normalizer_fn).parameters:
             params.setdefault("scope", layer_name(scope, getattr(normalizer_fn, "__name__", "norm")))
         outputs = normalizer_fn(outputs, **params)
     if activation is not None:

@@ -222,6 +222,8 @@ def test_one_initializer_shared_through_arg_scope_gives_different_weights():
 @pytest.mark.parametrize("call, match", [
     (lambda t: slim.conv2d(t, 0, 3), r"argument `num_outputs`.*Received num_outputs=0\."),
     (lambda t: slim.conv2d(t, 2, [3, 3, 3]), r"argument `kernel_size`.*Received kernel_size="),
+    (lambda t: slim.conv2d(t, 2, 3.0), r"argument `kernel_size`.*Received kernel_size=3\.0\."),
+    (lambda t: slim.conv2d(t, 3, 3, groups=2), r"number of groups"),   # Keras' own check
     (lambda t: slim.conv2d(t, 2, 3, padding="same-ish"), r"argument `padding`\. Expected 'SAME'"),
     (lambda t: slim.conv2d(t, 2, 3, scope="a/b"), r"cannot contain '/'.*Received scope='a/b'"),
     (lambda t: slim.dropout(t, keep_prob=0), r"argument `keep_prob`.*Received keep_prob=0\."),
