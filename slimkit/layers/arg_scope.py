@@ -169,8 +169,3 @@ def current_arg_scope():
     """
     return _CURRENT.get()
 
-
-def arg_scope_defaults(func):
-    """The defaults the active scope sets for `func` (a read-only mapping, possibly empty)."""
-    key = _key(func)
-    return _CURRENT.get().get(key, _EMPTY) if key else _EMPTY

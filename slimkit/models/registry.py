@@ -177,7 +177,8 @@ def get_model(name, num_classes=None, input_shape=None, **model_kwargs):
             or num_classes < 1:
         raise ValueError("Invalid value for argument `num_classes`. Expected a strictly positive "
                          f"integer. Received num_classes={num_classes!r}.")
-    shape = spec.input_shape if input_shape is None else tuple(input_shape)
+    shape = spec.input_shape if input_shape is None else input_shape
+    shape = tuple(shape) if isinstance(shape, (list, tuple)) else ()
     if len(shape) != 3 or not all(isinstance(d, numbers.Integral) and d > 0 for d in shape):
         raise ValueError("Invalid value for argument `input_shape`. Expected (height, width, "
                          f"channels) of strictly positive integers. Received input_shape={input_shape!r}.")

@@ -148,6 +148,8 @@ def test_invalid_get_model_arguments_are_named():
         slim.get_model("deep_mnist", num_classes=0)
     with pytest.raises(ValueError, match=r"argument `input_shape`"):
         slim.get_model("deep_mnist", input_shape=(28, 28))
+    with pytest.raises(ValueError, match=r"Received input_shape=28\."):
+        slim.get_model("deep_mnist", input_shape=28)
     with pytest.raises(ValueError, match=r"keyword argument `keep_prob` for model `deep_mnist`"):
         slim.get_model("deep_mnist", keep_prob=0.5)
 
