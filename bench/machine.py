@@ -1,0 +1,44 @@
+"""Machine information recorded beside every benchmark result (these machines are noisy and differ)."""
+
+import os
+import platform
+import time
+
+
+def machine_info():
+    """Returns a dict describing the CPU, memory, load and library versions at the time of the run."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    flags, model = set(), platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+                elif line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "cpu_flags": sorted(flags & {"avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16",
+                                     "amx_tile", "amx_int8", "fma"}),
+        "memory_gib": round(mem_gib, 1),
+        "load_average_1m": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(machine_info(), indent=2))
