@@ -109,8 +109,9 @@ class TrainConfig:
     lr_boundaries: list = _list_field("piecewise: steps where the rate changes, e.g. 1000,2000")
     lr_values: list = _list_field("piecewise: the rates, one more than boundaries")
     # --- regularization and tricks
-    weight_decay: float = _field(0.0, "L2 weight decay through the model's regularizers "
-                                      "(adamw: decoupled decay of the optimizer)")
+    weight_decay: typing.Optional[float] = _field(None, "L2 weight decay through the model's "
+                                                        "regularizers (default: the model's own; "
+                                                        "adamw: the optimizer's decoupled decay)")
     label_smoothing: float = _field(0.0, "label smoothing of the cross entropy")
     clip_gradient_norm: float = _field(0.0, "clip gradients by this global norm (0: no clipping)")
     ema_decay: typing.Optional[float] = _field(None, "moving_average_decay: keep EMA weights, used "
@@ -144,8 +145,8 @@ class TrainConfig:
                                     "has it and the model keeps its accuracy)")
     strategy: str = _field("auto", "distribution: auto, one-device, mirrored, multi-worker")
     intra_op_threads: typing.Optional[int] = _field(None, "threads inside one op (default: cores)")
-    inter_op_threads: typing.Optional[int] = _field(None, "ops run in parallel (default: 1 on "
-                                                          "<= 4 cores, else TensorFlow's)")
+    inter_op_threads: typing.Optional[int] = _field(None, "ops run in parallel (default: "
+                                                          "TensorFlow's)")
     deterministic: bool = _field(True, "deterministic ops, so a resumed run matches an "
                                        "uninterrupted one")
 
@@ -321,7 +322,7 @@ def _validate(config):
         _bad("learning_rate", "a strictly positive number", c.learning_rate)
     for name in ("validation_size", "startup_delay_steps", "weight_decay", "clip_gradient_norm",
                  "end_learning_rate"):
-        if getattr(c, name) < 0:
+        if getattr(c, name) is not None and getattr(c, name) < 0:
             _bad(name, "a number >= 0", getattr(c, name))
     if c.warmup_steps is not None and c.warmup_steps < 0:
         _bad("warmup_steps", "an integer >= 0", c.warmup_steps)

@@ -42,7 +42,7 @@ def make_optimizer(config, learning_rate):
         return opt.Adam(learning_rate, beta_1=c.adam_beta1, beta_2=c.adam_beta2, **eps)
     if name == "adamw":
         # Decoupled weight decay (Loshchilov & Hutter): the loop does not add L2 regularizers then.
-        return opt.AdamW(learning_rate, weight_decay=c.weight_decay, beta_1=c.adam_beta1,
+        return opt.AdamW(learning_rate, weight_decay=c.weight_decay or 0.0, beta_1=c.adam_beta1,
                          beta_2=c.adam_beta2, **eps)
     if name == "rmsprop":
         return opt.RMSprop(learning_rate, rho=c.rmsprop_decay, momentum=c.rmsprop_momentum, **eps)

@@ -1,0 +1,151 @@
+"""The data of a run: a resumable training feed and evaluation batches, for either kind of dataset.
+
+- MNIST-format datasets (``mnist``, ``fashion_mnist``) live in memory: training batches come from
+  :class:`slimkit.data.feed.ArrayFeed`, evaluation batches are slices of the uint8 arrays.
+- ``dataset="folder"`` reads an image folder (``--data-dir``) through
+  :class:`slimkit.data.image_folder.ImageFolder`'s ``tf.data`` pipeline. Its feed
+  (:class:`FolderFeed`) tracks the same ``(epoch, offset)`` position as ``ArrayFeed``, so a
+  checkpoint holds where the data stream stood and a resumed run gets the same next batches.
+
+    data = load_training_data(config)
+    images, labels = data.feed.next_batches(10)     # (10, B, H, W, C) float32, (10, B) int32
+    for images, labels in data.eval_batches("test", 500):
+        ...
+"""
+
+import dataclasses
+import typing
+
+import numpy as np
+
+FOLDER = "folder"
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """What the loop needs to know about the data.
+
+    Attributes:
+        feed: ``next_batches(k)``, ``position`` and ``seek(epoch, offset)``.
+        num_train: Training examples per epoch.
+        num_classes: Number of classes.
+        image_shape: (H, W, C) of the model's input.
+        class_names: Names of the classes, index = label.
+        eval_batches: ``eval_batches(split, batch_size)`` yields ``(images float32, labels int32)``
+            batches of a split: ``"test"``, ``"validation"``.
+        eval_splits: Splits that exist; the last one is the final evaluation's.
+    """
+
+    feed: typing.Any
+    num_train: int
+    num_classes: int
+    image_shape: tuple
+    class_names: tuple
+    eval_batches: typing.Callable
+    eval_splits: tuple
+
+
+def load_training_data(config, image_shape=None, train_feed=True):
+    """Loads the dataset ``config.dataset`` and builds its training feed.
+
+    Args:
+        config: A :class:`~slimkit.training.config.TrainConfig`.
+        image_shape: (H, W, C) the model expects (image folders are resized to it).
+        train_feed: False skips building the training feed (evaluation only).
+
+    Raises:
+        ValueError: For an unknown dataset, or ``folder`` without ``data_dir``.
+        FileNotFoundError: If the files are missing and cannot be downloaded.
+    """
+    if config.dataset == FOLDER:
+        return _folder_data(config, image_shape, train_feed)
+    from slimkit.data.feed import ArrayFeed
+    from slimkit.data.registry import get_dataset_info, load_arrays
+
+    info = get_dataset_info(config.dataset)
+    splits = load_arrays(info.name, config.data_dir, validation_size=config.validation_size)
+    feed = None
+    if train_feed:
+        feed = ArrayFeed(splits.train.images, splits.train.labels, config.batch_size,
+                         seed=config.seed, shuffle=config.shuffle, augment=config.augment)
+    arrays = {"test": splits.test, "validation": splits.validation}
+
+    def eval_batches(split, batch_size):
+        data = arrays[split]
+        for start in range(0, len(data.labels), batch_size):
+            images = data.images[start:start + batch_size]  # uint8 (b, H, W, C)
+            yield (images.astype(np.float32) * np.float32(1 / 255),
+                   data.labels[start:start + batch_size].astype(np.int32))
+
+    splits_present = tuple(s for s in ("validation", "test") if len(arrays[s].labels))
+    return TrainingData(feed, len(splits.train.labels), info.num_classes, info.image_shape,
+                        tuple(info.class_names), eval_batches, splits_present)
+
+
+def _folder_data(config, image_shape, train_feed):
+    from slimkit.data.image_folder import ImageFolder
+
+    if not config.data_dir:
+        raise ValueError("dataset='folder' needs --data-dir: the image folder, with one sub-folder "
+                         "of images per class (or train/ and val/ folders holding those).")
+    if config.augment is not None:
+        raise ValueError(f"Invalid value for `augment` with an image folder: its pipeline already "
+                         f"crops and flips at random. Expected augment=None. Received "
+                         f"augment={config.augment!r}.")
+    size = config.image_size or (image_shape[0] if image_shape else 224)
+    folder = ImageFolder(config.data_dir, image_size=size, seed=config.seed)
+    feed = FolderFeed(folder, config.batch_size, config.seed) if train_feed else None
+
+    def eval_batches(split, batch_size):
+        del split  # an image folder has one held-out split
+        for images, labels in folder.dataset("val", batch_size, training=False):
+            yield images, labels
+
+    splits_present = ("validation",) if folder.val_files else ()
+    return TrainingData(feed, len(folder.train_files), folder.num_classes, folder.image_shape,
+                        tuple(folder.class_names), eval_batches, splits_present)
+
+
+class FolderFeed:
+    """``ArrayFeed``'s interface over an image folder's ``tf.data`` pipeline.
+
+    The stream is ImageFolder's (epochs reshuffled with ``(seed, epoch)``, augmentation seeded by
+    the element's position), with batches running across epoch boundaries; ``position`` counts
+    examples, so ``seek`` resumes at any example (at a position that is not a whole number of
+    batches into its epoch, it skips single examples and re-batches).
+    """
+
+    def __init__(self, folder, batch_size, seed):
+        self.folder, self.batch_size, self.seed = folder, batch_size, seed
+        self.num_examples = len(folder.train_files)
+        self._epoch, self._offset = 0, 0
+        self._iterator = None
+
+    @property
+    def position(self):
+        return self._epoch, self._offset
+
+    def seek(self, epoch, offset=0):
+        self._epoch, self._offset = int(epoch), int(offset)
+        self._iterator = None
+
+    def next_batches(self, k=1):
+        import tensorflow as tf
+
+        if self._iterator is None:
+            self._iterator = iter(self._dataset())
+        images, labels = zip(*(next(self._iterator) for _ in range(k)))
+        offset = self._offset + k * self.batch_size
+        self._epoch += offset // self.num_examples
+        self._offset = offset % self.num_examples
+        return tf.stack(images), tf.stack(labels)  # (k, B, S, S, 3), (k, B)
+
+    def _dataset(self):
+        b = self.batch_size
+        if self._offset % b == 0:
+            return self.folder.dataset("train", b, training=True, seed=self.seed,
+                                       epoch=self._epoch, skip_batches=self._offset // b,
+                                       repeat=True)
+        singles = self.folder.dataset("train", 1, training=True, seed=self.seed, epoch=self._epoch,
+                                      skip_batches=self._offset, repeat=True)
+        return singles.unbatch().batch(b, drop_remainder=True)

@@ -1,0 +1,439 @@
+"""`train(config)`: TF-Slim's training loop on TensorFlow 2 — restore, step, summarize, checkpoint, stop.
+
+    >>> import slimkit
+    >>> metrics = slimkit.train(slimkit.TrainConfig.from_sources("mnist-softmax-tutorial"))
+    test accuracy: 0.9208
+    >>> metrics["test_accuracy"]
+    0.9208
+
+A logdir with a checkpoint is resumed: model, optimizer (and so the learning-rate schedule), global
+step, data position, dropout seeds and EMA weights, so the resumed run continues exactly where the
+first one stopped (``tests/training/test_resume.py`` kills runs with SIGKILL to show it). A run
+that has already reached its ``steps`` exits at once, saying so.
+
+Stopping: ``steps`` reached; ``max_time`` spent (checkpoint, evaluate, return); SIGINT/SIGTERM
+(checkpoint, return at once); a non-finite loss (:class:`NonFiniteLossError`, nothing saved: the
+last checkpoint stays the newest, the logdir resumable).
+"""
+
+import contextlib
+import inspect
+import math
+import os
+import signal
+import sys
+import time
+
+from slimkit.training.config import TrainConfig
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss or the gradients became NaN or infinite; the message says where and why."""
+
+
+def train(config, train_step_fn=None, log_stream=None):
+    """Trains ``config.model`` on ``config.dataset``, writing checkpoints and summaries to its logdir.
+
+    Args:
+        config: A :class:`~slimkit.training.config.TrainConfig` (or a dict of its fields).
+        train_step_fn: Replaces :func:`slimkit.training.step.make_train_step`, with the same
+            signature ``train_step_fn(model, loss_fn, optimizer, strategy, options) -> step``,
+            where ``step(images, labels)`` runs ``k`` steps on ``(k, B, ...)`` batches and returns
+            a dict of tensors ``loss_sum``, ``accuracy_sum`` (sums over the steps run) and
+            ``steps`` (how many ran, < k only on a non-finite loss, which must not be applied),
+            and increments ``options.global_step`` once per step. Wrap the default one to add to
+            it, e.g. ``lambda *a: my_wrapper(make_train_step(*a))``.
+        log_stream: Where progress and the final line go (default: stdout).
+
+    Returns:
+        A dict of final metrics: ``test_accuracy`` and ``test_loss`` (``validation_*`` for an
+        image folder), ``global_step``, ``train_loss``, ``train_accuracy``,
+        ``examples_per_sec``, ``precision``, ``checkpoint``, ``logdir``, ``seconds`` and
+        ``stopped`` (``"steps"``, ``"max_time"``, ``"SIGINT"``/``"SIGTERM"`` or
+        ``"already_done"``).
+
+    Raises:
+        ValueError: For a bad setting, or a logdir that holds another model's or dataset's run.
+        NonFiniteLossError: If the loss or the gradients stop being finite.
+        slimkit.training.lock.LogdirLockedError: If another process trains into the logdir.
+    """
+    started = time.monotonic()
+    config = config if isinstance(config, TrainConfig) else TrainConfig(**dict(config))
+    if not config.model:
+        raise ValueError("No model to train. Expected a model name (see `slimkit models`) or a "
+                         "preset that names one (--preset). Received model=None.")
+    runtime = _setup_runtime(config)  # threads and strategy: before TensorFlow starts
+    from slimkit.training.config import check_compatible, save_config
+    from slimkit.training.lock import LogdirLock
+    from slimkit.training.progress import Progress
+    from slimkit.training.runtime import precision_policy
+
+    logdir, chief = config.resolved_logdir(), runtime["chief"]
+    lock = LogdirLock(logdir) if chief else contextlib.nullcontext()
+    with precision_policy(runtime["precision"]), lock:
+        check_compatible(config, logdir)
+        run = _Run(config, runtime, train_step_fn)
+        if chief:
+            save_config(config, logdir)
+        progress = Progress(0, run.total_steps, config.batch_size, config.log_every_n_steps,
+                            stream=log_stream or sys.stdout, enabled=chief)
+        strategy = runtime["strategy"]
+        progress.message(f"precision: {runtime['precision']} ({runtime['precision_reason']}); "
+                         f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s); "
+                         f"{runtime['threads'][0]} intra-op threads")
+        try:
+            # --- restore: own checkpoint first; else warm-start from --checkpoint-path (Slim)
+            step = _restore(run, config, progress)
+            if step >= run.total_steps:
+                progress.message(f"{logdir} is already at step {step} of {run.total_steps} "
+                                 f"({run.checkpoints.latest}): nothing to train. Evaluate it with "
+                                 f"`slimkit eval {logdir}`, or pass a larger --steps to train on.")
+                return {"global_step": step, "stopped": "already_done", "logdir": logdir,
+                        "checkpoint": run.checkpoints.latest, "precision": runtime["precision"]}
+            # --- step, summarize, checkpoint, stop
+            step, stopped, last = _train_steps(run, step, progress, started)
+            path = _save(run, progress)  # the final checkpoint
+            progress.close()
+            metrics = {"global_step": step, "train_loss": last["loss"],
+                       "train_accuracy": last["accuracy"],
+                       "examples_per_sec": round(progress.examples_per_sec(), 1),
+                       "precision": runtime["precision"], "checkpoint": path, "logdir": logdir,
+                       "stopped": stopped}
+            if stopped in ("SIGINT", "SIGTERM"):
+                progress.message(f"stopped by {stopped} at step {step}; saved {path}. Run the "
+                                 "same command again to resume.")
+            elif run.data.eval_splits:
+                metrics.update(_final_evaluation(run, step, progress))
+        finally:
+            run.close()
+    metrics["seconds"] = round(time.monotonic() - started, 1)
+    return metrics
+
+
+def _train_steps(run, step, progress, started):
+    """The loop: step -> summarize -> checkpoint (+ evaluate) -> stop, until a stop condition.
+
+    Returns:
+        ``(global step, why it stopped, {"loss", "accuracy"} of the last call)``.
+    """
+    from slimkit.training.distribute import distribute_batch
+
+    config, strategy = run.config, run.strategy
+    progress.start_step = step
+    clock = _Clock(config)
+    stopped, last = "steps", {"loss": math.nan, "accuracy": math.nan}
+    with _StopSignals() as signals:
+        while step < run.total_steps:
+            # --- step: k batches per call, one host sync per call
+            n = _steps_this_call(step, config, run.total_steps)
+            images, labels = run.data.feed.next_batches(n)
+            result = run.step_fn(*distribute_batch(strategy, images, labels))
+            done = int(result["steps"])
+            step += done
+            if done < n:  # step `step + 1` was not finite and not applied
+                raise _nonfinite_error(run, images[done], labels[done], step + 1)
+            last = {"loss": float(result["loss_sum"]) / n,
+                    "accuracy": float(result["accuracy_sum"]) / n}
+            lr = run.learning_rate_now()
+            progress.update(step, last["loss"], last["accuracy"], lr)
+
+            # --- summarize
+            if clock.due("summary", step):
+                _write_scalars(run.writer("train"), step, {
+                    "loss": last["loss"], "accuracy": last["accuracy"], "learning_rate": lr,
+                    "examples_per_sec": progress.examples_per_sec()})
+            # --- checkpoint (and evaluate on the validation split, keep the best)
+            save_now = clock.due("checkpoint", step)
+            eval_now = clock.due("eval", step, checkpoint_now=save_now)
+            if save_now or (eval_now and config.keep_best):
+                _save(run, progress)
+            if eval_now:
+                _periodic_eval(run, step, progress)
+            # --- stop
+            if signals.received:
+                return step, signals.received, last
+            if config.max_time and time.monotonic() - started >= config.max_time:
+                progress.message(f"time budget of {config.max_time:g} s spent at step {step}")
+                return step, "max_time", last
+    return step, stopped, last
+
+
+def _final_evaluation(run, step, progress):
+    """Accuracy on the test split (an image folder's: validation), EMA weights if kept."""
+    split = run.data.eval_splits[-1]
+    with run.averaged_weights():
+        final = run.evaluate(split)
+    _write_scalars(run.writer(split), step, {"accuracy": final["accuracy"], "loss": final["loss"]})
+    label = "val" if split == "validation" else split
+    if run.chief:
+        progress.message(f"{label} accuracy: {final['accuracy']:.4f}")
+    return {f"{split}_accuracy": final["accuracy"], f"{split}_loss": final["loss"]}
+
+
+# ---------------------------------------------------------------------------- set-up
+def _setup_runtime(config):
+    """Process-level set-up, in the order TensorFlow needs: threads, strategy, seeds, precision."""
+    from slimkit.training import runtime as rt
+    from slimkit.training.distribute import is_chief, make_strategy
+
+    threads = rt.configure_threads(config.intra_op_threads, config.inter_op_threads)
+    strategy = make_strategy(config.strategy)
+    workers = getattr(getattr(strategy, "extended", None), "_num_workers", 1)
+    if config.startup_delay_steps and workers > 1:
+        raise ValueError("Invalid value for `startup_delay_steps` with synchronous multi-worker "
+                         "training: every worker takes part in every step, so none can start "
+                         "later (TF-Slim requires 0 with a sync optimizer too). Expected 0. "
+                         f"Received startup_delay_steps={config.startup_delay_steps}.")
+    rt.configure_determinism(config.deterministic, config.seed)
+    precision, reason = rt.choose_precision(config.precision, config.model)
+    return {"strategy": strategy, "chief": is_chief(strategy), "threads": threads,
+            "precision": precision, "precision_reason": reason}
+
+
+def build_model(config, data):
+    """Builds ``config.model`` for ``data`` with the run's dropout and weight-decay settings.
+
+    ``keep_prob`` goes to the model's ``dropout_keep_prob`` (or ``keep_prob``) argument;
+    ``weight_decay`` to its arg scope (0 with ``adamw``, whose decay is the optimizer's).
+    """
+    from slimkit.models.registry import get_model, get_model_spec
+    from slimkit.training.optimizers import decoupled_weight_decay
+
+    spec = get_model_spec(config.model)
+    kwargs = dict(config.model_kwargs)
+    model_params = inspect.signature(spec.fn).parameters
+    if config.keep_prob is not None:
+        name = next((p for p in ("dropout_keep_prob", "keep_prob") if p in model_params), None)
+        if name is None:
+            raise ValueError(f"Invalid setting `keep_prob` for model `{config.model}`: it has no "
+                             "dropout. Expected keep_prob unset (None).")
+        kwargs[name] = config.keep_prob
+    decay = 0.0 if decoupled_weight_decay(config) else config.weight_decay
+    scope_params = inspect.signature(spec.arg_scope_fn).parameters if spec.arg_scope_fn else {}
+    if decay is not None and "weight_decay" in scope_params:
+        kwargs["weight_decay"] = decay
+    elif decay:
+        raise ValueError(f"Invalid setting `weight_decay` for model `{config.model}`: it has no "
+                         "weight regularizers. Expected weight_decay unset, or optimizer 'adamw' "
+                         "(decoupled decay).")
+    return get_model(config.model, num_classes=data.num_classes, input_shape=data.image_shape,
+                     **kwargs)
+
+
+class _Run:
+    """Everything built for a run: data, model, optimizer, step function, checkpoints."""
+
+    def __init__(self, config, runtime, train_step_fn):
+        import tensorflow as tf
+
+        from slimkit.models.registry import get_model_spec
+        from slimkit.training import checkpoints as ckpt_lib
+        from slimkit.training.data import load_training_data
+        from slimkit.training.distribute import worker_logdir
+        from slimkit.training.ema import ExponentialMovingAverage
+        from slimkit.training.optimizers import make_optimizer
+        from slimkit.training.schedules import make_schedule
+        from slimkit.training.step import StepOptions, make_loss_fn, make_train_step
+
+        self.config = config
+        self.chief = runtime["chief"]
+        self._writers = {}
+        self.strategy = strategy = runtime["strategy"]
+        self.data = load_training_data(config, get_model_spec(config.model).input_shape)
+        self.total_steps = config.total_steps(self.data.num_train)
+        steps_per_epoch = self.data.num_train / config.batch_size
+        self.schedule = make_schedule(config, self.total_steps, steps_per_epoch)
+        with strategy.scope():
+            self.model = build_model(config, self.data)
+            self.variables = self.model.trainable_variables
+            if config.trainable_scopes:
+                from slimkit.training.finetune import select_trainable
+                self.variables = select_trainable(self.model, config.trainable_scopes)
+            self.optimizer = make_optimizer(config, self.schedule)
+            self.optimizer.build(self.variables)
+            self.ema = (ExponentialMovingAverage(self.model, config.ema_decay)
+                        if config.ema_decay else None)
+            self.state = ckpt_lib.RunState(self.model)
+        self.loss_fn = make_loss_fn(self.data.num_classes, config.label_smoothing)
+        options = StepOptions(global_step=self.state.global_step, trainable_variables=self.variables,
+                              clip_gradient_norm=config.clip_gradient_norm, ema=self.ema)
+        self.step_fn = (train_step_fn or make_train_step)(self.model, self.loss_fn, self.optimizer,
+                                                          strategy, options)
+        self.out_dir = worker_logdir(config.resolved_logdir(), strategy)
+        self.checkpoints = ckpt_lib.Checkpoints(
+            ckpt_lib.make_checkpoint(self.model, self.optimizer, self.state, self.ema),
+            self.state, self.out_dir, keep=config.keep, keep_best=config.keep_best)
+
+    def writer(self, name):
+        """The TensorBoard writer of ``<logdir>/<name>`` (a no-op writer on non-chief workers)."""
+        import tensorflow as tf
+
+        if name not in self._writers:
+            self._writers[name] = (tf.summary.create_file_writer(os.path.join(self.out_dir, name))
+                                   if self.chief else tf.summary.create_noop_writer())
+        return self._writers[name]
+
+    def close(self):
+        for writer in self._writers.values():
+            writer.close()
+
+    def learning_rate_now(self):
+        from slimkit.training.schedules import learning_rate_at
+
+        return learning_rate_at(self.schedule, self.optimizer.iterations)
+
+    def averaged_weights(self):
+        """Context: the EMA weights swapped in, if the run keeps them."""
+        return self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
+
+    def evaluate(self, split):
+        from slimkit.evaluation import evaluate_model
+
+        return evaluate_model(self.model, self.data.eval_batches(split, self.config.eval_batch_size))
+
+
+# ---------------------------------------------------------------------------- stages
+def _restore(run, config, progress):
+    """Restores the logdir's checkpoint, or warm-starts; sets the feed's position. Returns step."""
+    from slimkit.training.checkpoints import has_object
+
+    path = run.checkpoints.restore()
+    if path is not None:
+        if run.ema is not None and not has_object(path, "ema"):
+            run.ema.reset()  # EMA newly turned on: start the average at the restored weights
+        step = int(run.state.global_step.numpy())
+        epoch, offset = (int(x) for x in run.state.data_position.numpy())
+        run.data.feed.seek(epoch, offset % run.data.feed.num_examples)
+        progress.message(f"resuming from {path} (step {step} of {run.total_steps})")
+        return step
+    if config.checkpoint_path:
+        from slimkit.training.finetune import restore_for_finetuning
+
+        report = restore_for_finetuning(run.model, config.checkpoint_path,
+                                        config.checkpoint_exclude_scopes)
+        progress.message(f"warm start from {config.checkpoint_path}: {report}")
+        if run.ema is not None:
+            run.ema.reset()
+    return 0
+
+
+def _steps_this_call(step, config, total):
+    """Steps of the next call: up to ``steps_per_call``, ending on every step-based event."""
+    n = min(config.steps_per_call, total - step)
+    for every in (config.log_every_n_steps, config.save_summaries_steps, config.save_every_n_steps,
+                  config.eval_every_n_steps):
+        if every:
+            n = min(n, every - step % every)
+    return n
+
+
+def _save(run, progress):
+    """Writes a checkpoint at the current step (with the feed's position); returns its path."""
+    run.state.data_position.assign(list(run.data.feed.position))
+    latest = run.checkpoints.latest
+    path = run.checkpoints.save()
+    if path != latest:
+        progress.message(f"saved {path}")
+    return path
+
+
+def _periodic_eval(run, step, progress):
+    """Validation accuracy (EMA weights if kept), to TensorBoard; keeps the best checkpoint."""
+    if "validation" not in run.data.eval_splits:
+        return
+    with run.averaged_weights():
+        metrics = run.evaluate("validation")
+    _write_scalars(run.writer("validation"), step,
+                   {"accuracy": metrics["accuracy"], "loss": metrics["loss"]})
+    best = run.checkpoints.save_best(metrics["accuracy"], step)
+    progress.message(f"step {step}: validation accuracy {metrics['accuracy']:.4f}"
+                     + (" (best so far, kept in best/)" if best else ""))
+
+
+def _nonfinite_error(run, images, labels, step):
+    """The NonFiniteLossError for a step whose loss or gradient was not finite."""
+    from slimkit.training.nonfinite import diagnose_nonfinite
+
+    try:
+        finding = diagnose_nonfinite(run.model, run.loss_fn, images, labels)
+    except Exception as e:  # the diagnosis must not hide the error itself
+        finding = f"(diagnosis failed: {type(e).__name__}: {e})"
+    latest = run.checkpoints.latest
+    resume = (f"the last good checkpoint is {latest}, from which the logdir resumes" if latest
+              else "no checkpoint was written before it, so a new run starts afresh")
+    return NonFiniteLossError(
+        f"Non-finite loss or gradient at step {step}: {finding}. Training stopped without saving; "
+        f"{resume}. Lower the learning rate (now {run.learning_rate_now():g}) or set "
+        "--clip-gradient-norm, and run again.")
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _write_scalars(writer, step, values):
+    """Writes scalars; a failure is a warning, never the end of training (STYLE rule 8)."""
+    import tensorflow as tf
+
+    try:
+        with writer.as_default(step=step):
+            for name, value in values.items():
+                tf.summary.scalar(name, value)
+        writer.flush()
+    except (tf.errors.OpError, OSError) as e:
+        import logging
+        logging.getLogger("slimkit.train").warning("could not write summaries at step %d: %s",
+                                                   step, e)
+
+
+class _Clock:
+    """When summaries, checkpoints and evaluations are due (every N steps and/or N seconds)."""
+
+    def __init__(self, config):
+        c = config
+        every_eval = c.eval_every_n_steps
+        self.steps = {"summary": c.save_summaries_steps, "checkpoint": c.save_every_n_steps,
+                      "eval": every_eval}
+        self.secs = {"summary": c.save_summaries_secs, "checkpoint": c.save_every_n_secs,
+                     "eval": None}
+        # --keep-best without --eval-every-n-steps: evaluate whenever a checkpoint is written.
+        self.eval_with_checkpoint = c.keep_best and not every_eval
+        self.last = {k: time.monotonic() for k in self.steps}
+
+    def due(self, what, step, checkpoint_now=False):
+        """True if ``what`` is due after ``step`` (each step-or-time trigger fires once)."""
+        if what == "eval" and self.eval_with_checkpoint:
+            return checkpoint_now
+        every, secs = self.steps[what], self.secs[what]
+        now = time.monotonic()
+        hit = bool(every and step % every == 0) or bool(secs and now - self.last[what] >= secs)
+        if hit:
+            self.last[what] = now
+        return hit
+
+
+class _StopSignals:
+    """SIGINT/SIGTERM set a flag the loop checks between calls (then checkpoint and return).
+
+    A second SIGINT interrupts at once (KeyboardInterrupt), for a user who cannot wait.
+    """
+
+    def __init__(self):
+        self.received = None
+        self._previous = {}
+
+    def __enter__(self):
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received == "SIGINT" and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc_info):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)

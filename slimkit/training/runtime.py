@@ -1,0 +1,144 @@
+"""Process-level settings of a run: CPU threads, precision, determinism.
+
+They must be applied before TensorFlow initializes its runtime (before the first tensor, model or
+strategy), which :func:`configure_runtime` does at the start of ``slimkit.train``; a second run in
+the same process keeps the first run's thread counts (TensorFlow cannot change them any more) and
+says so.
+
+Precision ``auto`` picks mixed bfloat16 where the hardware computes it fast (a CPU with AMX or
+AVX512_BF16, or a GPU of compute capability >= 8.0) and the model keeps its accuracy in it; the
+choice and its reason are logged.
+"""
+
+import contextlib
+import logging
+import math
+import os
+
+import keras
+import tensorflow as tf
+
+log = logging.getLogger("slimkit.train")
+
+# Models that gain nothing from bfloat16 or lose accuracy in it, with the reason.
+BF16_EXCLUDED_MODELS = {
+    "softmax_regression": "a single 784x10 matmul: no speed-up, and bfloat16's 8-bit mantissa "
+                          "rounds its input pixels and weights",
+}
+
+
+def usable_cores():
+    """CPU cores this process may use: the affinity mask, capped by a cgroup CPU quota.
+
+    TensorFlow sizes its thread pools from the machine's cores; in a container limited to 2 of 64
+    cores that oversubscribes the CPU, so the loop passes this number instead.
+
+    Example:
+        >>> usable_cores() >= 1
+        True
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+def configure_threads(intra_op_threads=None, inter_op_threads=None):
+    """Sets TensorFlow's thread pools (default: intra-op = usable cores, inter-op = TF's default).
+
+    Returns:
+        ``(intra, inter)`` in effect (0 means TensorFlow's own choice).
+    """
+    intra = intra_op_threads or usable_cores()
+    inter = inter_op_threads or 0
+    threading = tf.config.threading
+    if (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads()) \
+            == (intra, inter):
+        return intra, inter
+    try:
+        threading.set_intra_op_parallelism_threads(intra)
+        threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError:
+        log.warning("thread settings unchanged (intra-op %s, inter-op %s): TensorFlow was already "
+                    "initialized in this process", threading.get_intra_op_parallelism_threads(),
+                    threading.get_inter_op_parallelism_threads())
+        return (threading.get_intra_op_parallelism_threads(),
+                threading.get_inter_op_parallelism_threads())
+    return intra, inter
+
+
+def cpu_flags():
+    """The CPU feature flags from /proc/cpuinfo (an empty set elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def fast_bf16_hardware():
+    """``(True, why)`` if this machine computes bfloat16 fast, else ``(False, why)``."""
+    for gpu in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        if capability and tuple(capability) >= (8, 0):
+            return True, f"GPU compute capability {capability[0]}.{capability[1]} >= 8.0"
+    if tf.config.list_physical_devices("GPU"):
+        return False, "the GPU's compute capability is below 8.0 (no fast bfloat16)"
+    flags = cpu_flags() & {"amx_bf16", "avx512_bf16"}
+    if flags:
+        return True, f"the CPU has {' and '.join(sorted(flags))}"
+    return False, "the CPU has neither amx_bf16 nor avx512_bf16"
+
+
+def choose_precision(precision, model_name):
+    """Resolves ``fp32|bf16|auto`` to ``(fp32|bf16, reason)``.
+
+    Example:
+        >>> choose_precision("fp32", "lenet")
+        ('fp32', 'asked for')
+    """
+    if precision != "auto":
+        return precision, "asked for"
+    fast, why = fast_bf16_hardware()
+    if not fast:
+        return "fp32", f"auto: {why}"
+    if model_name in BF16_EXCLUDED_MODELS:
+        return "fp32", f"auto: {model_name} stays in float32 ({BF16_EXCLUDED_MODELS[model_name]})"
+    return "bf16", f"auto: {why}"
+
+
+def configure_precision(precision):
+    """Sets Keras' global dtype policy (before building the model): float32 or mixed_bfloat16."""
+    keras.config.set_dtype_policy("mixed_bfloat16" if precision == "bf16" else "float32")
+
+
+@contextlib.contextmanager
+def precision_policy(precision):
+    """Within the block, Keras' global dtype policy is ``precision``'s; the previous one after.
+
+    Models built inside keep their policy, so a run can train in bfloat16 without changing what
+    the caller's later models are built with.
+    """
+    previous = keras.config.dtype_policy()
+    configure_precision(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def configure_determinism(deterministic, seed):
+    """Seeds Python, NumPy, TensorFlow and Keras; makes TF ops deterministic if asked."""
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
