@@ -11,7 +11,9 @@ code 2 and no traceback. Set ``SLIMKIT_DEBUG=1`` to see the traceback anyway.
 import argparse
 import importlib
 import os
+import re
 import sys
+import tempfile
 
 # name -> one-line help; the module is slimkit.cli.<name> (eval's module is `evaluate`).
 COMMANDS = {
@@ -25,6 +27,14 @@ COMMANDS = {
     "board": "start TensorBoard on a logdir",
 }
 _MODULES = {"eval": "evaluate"}
+_TF_COMMANDS = {"train", "eval", "predict", "inspect", "export", "models"}
+
+# TensorFlow 2.21 logs through absl before absl is initialized, so TF_CPP_MIN_LOG_LEVEL no longer
+# hides its start-up banners (oneDNN notice, CUDA stubs, "failed call to cuInit" on CPU-only
+# machines). They are INFO lines or a harmless probe error; anything else is passed through.
+_BANNER = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IW]\d{4} |"
+                     r"E\d{4} .*(failed call to cuInit|Unable to register cu)|To enable the following "
+                     r"instructions|oneDNN custom operations)")
 
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
                PermissionError, FileExistsError)
@@ -59,6 +69,9 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     prog = f"slimkit {args.command}"
+    if args.command in _TF_COMMANDS and os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0" \
+            and not os.environ.get("SLIMKIT_DEBUG"):
+        _import_tensorflow_quietly()
     try:
         return int(args._run(args) or 0)
     except USER_ERRORS as e:
@@ -76,3 +89,28 @@ def _one_line(error):
     if isinstance(error, OSError) and error.strerror and error.filename:
         return f"{error.strerror}: {error.filename}"
     return str(error)
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow and probes its devices with stderr captured, then replays all but banners.
+
+    Only start-up is captured: thread settings and device configuration stay possible afterwards,
+    and everything TensorFlow logs later reaches stderr unfiltered.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as captured:
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the CUDA probe logs here
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                if not _BANNER.match(line):
+                    sys.stderr.write(line)

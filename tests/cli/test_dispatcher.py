@@ -97,3 +97,21 @@ def test_board_serves_the_logdir_runs(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_tensorflow_start_up_banners_are_not_shown():
+    """TF 2.21 prints oneDNN/CUDA-probe banners that TF_CPP_MIN_LOG_LEVEL cannot hide; we do."""
+    result = run_cli("models", "softmax_regression")
+    assert result.returncode == 0
+    assert "softmax_regression" in result.stdout
+    assert result.stderr == ""
+
+
+def test_banners_are_shown_when_asked_for():
+    import os
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="0")
+    result = subprocess.run([sys.executable, "-m", "slimkit", "models", "softmax_regression"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0
+    assert "oneDNN" in result.stderr
