@@ -23,11 +23,18 @@ Process-level setup comes first: logical devices and collective ops can only be 
 TensorFlow initializes its runtime, so call :func:`make_strategy` (and
 :func:`configure_logical_cpus`) before creating any tensor, model or dataset.
 
-Only the chief writes to the logdir (:func:`is_chief`). In multi-worker training every worker must
-still *run* ``CheckpointManager.save`` and the summary writes that contain collective ops, or the
-chief waits forever for its peers; TensorFlow's documented pattern is that non-chief workers save
-into a throw-away directory, which :func:`worker_logdir` provides. All workers *restore* from the
-chief's logdir, so it must be on a file system every worker can read (or copied to each machine).
+Multi-worker training is a lock-step protocol; three rules keep the workers in step:
+
+- Only the chief writes to the logdir (:func:`is_chief`), yet every worker *runs* each save:
+  TensorFlow's documented pattern, because reading some distributed variables (sync-on-read ones)
+  for a save is a collective operation. Non-chief workers save into a throw-away directory,
+  :func:`worker_logdir`. (With Keras 3's mirrored variables the save is local today, but the
+  pattern keeps it correct for any variable.)
+- Every worker *restores* from the chief's logdir (its newest checkpoint), so the logdir must be
+  on a file system all workers can read, or copied to each machine before a restart.
+- Decisions taken on a worker's own clock or signals (checkpoint every N seconds, the time
+  budget, SIGTERM) are agreed on with :func:`any_worker` before acting, or one worker stops
+  while the others wait for it in the next step's all-reduce.
 """
 
 import json
@@ -199,14 +206,56 @@ def is_chief(strategy):
     return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in jobs
 
 
+def num_workers(strategy):
+    """The number of worker processes taking part in ``strategy`` (1 for single-machine strategies).
+
+    Example:
+        >>> num_workers(make_strategy("one-device"))
+        1
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or resolver.task_type is None:
+        return 1
+    jobs = resolver.cluster_spec().as_dict()
+    return sum(len(jobs.get(job, ())) for job in ("chief", "worker"))
+
+
+def any_worker(strategy, *flags):
+    """ORs boolean decisions across all workers, so that every worker acts on them together.
+
+    In multi-worker training every step is a collective operation: if one worker decides on its
+    own clock or signal to stop (time budget spent, SIGTERM) while the others go on, they wait for
+    it in the next all-reduce and fail. Saves and evaluations should happen at the same step on
+    every worker too. Call this once per loop iteration, at the same point on every worker, with
+    the decisions each worker made locally; all get the same answer (one small all-reduce).
+    Single-machine strategies return the flags unchanged, at no cost.
+
+    Args:
+        strategy: The strategy from :func:`make_strategy`.
+        *flags: This worker's decisions (truthy or falsy).
+
+    Returns:
+        A tuple of bools: ``flags[i]`` of any worker.
+
+    Example:
+        >>> save_now, stop = any_worker(strategy, clock.due("checkpoint", step), signals.received)
+    """
+    if num_workers(strategy) <= 1:
+        return tuple(bool(f) for f in flags)
+    local = tf.constant([1 if f else 0 for f in flags], tf.int32)
+    values = strategy.experimental_distribute_values_from_function(lambda _: tf.identity(local))
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None)  # all-reduce over workers
+    return tuple(bool(v) for v in total.numpy())
+
+
 def worker_logdir(logdir, strategy):
     """The directory this process writes checkpoints and summaries to.
 
     The chief writes into ``logdir``. A non-chief multi-worker task must still call the same
-    ``CheckpointManager.save`` (saving distributed variables runs collective ops in which all
-    workers take part), so it writes into a private temporary directory, which it may delete when
-    training ends; this is TensorFlow's documented multi-worker checkpointing pattern. Repeated
-    calls in one process return the same directory.
+    ``CheckpointManager.save`` (saving sync-on-read variables is a collective operation), so it
+    writes into a private temporary directory, which it should delete when training ends; this is
+    TensorFlow's documented multi-worker checkpointing pattern. It restores from ``logdir``, not
+    from this directory. Repeated calls in one process return the same directory.
 
     Args:
         logdir: The run's logdir.

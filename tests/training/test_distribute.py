@@ -16,8 +16,9 @@ import pytest
 import tensorflow as tf
 
 from slimkit.training import distribute
-from slimkit.training.distribute import (configure_logical_cpus, distribute_batch, is_chief,
-                                         make_strategy, parse_tf_config, worker_logdir)
+from slimkit.training.distribute import (any_worker, configure_logical_cpus, distribute_batch,
+                                         is_chief, make_strategy, num_workers, parse_tf_config,
+                                         worker_logdir)
 
 TIMEOUT = 90  # seconds; a subprocess that hangs (e.g. in a collective op) fails the test
 
@@ -113,6 +114,16 @@ def test_single_machine_strategies_are_chief_and_write_the_logdir(tmp_path):
     strategy = make_strategy("one-device")
     assert is_chief(strategy)
     assert worker_logdir(str(tmp_path), strategy) == str(tmp_path)
+
+
+def test_single_machine_is_one_worker_whose_flags_need_no_agreement():
+    strategy = make_strategy("one-device")
+    assert num_workers(strategy) == 1
+    assert any_worker(strategy, 1, None, "SIGTERM", 0) == (True, False, True, False)
+
+
+def test_num_workers_counts_chief_and_workers():
+    assert num_workers(fake_multi_worker({"chief": ["c:1"], "worker": ["a:1", "b:1"]}, "worker", 1)) == 3
 
 
 def test_non_chief_worker_writes_to_a_private_temporary_dir(tmp_path):

@@ -25,7 +25,8 @@ _WORKER = """
     import numpy as np
     import keras
     import tensorflow as tf
-    from slimkit.training.distribute import distribute_batch, is_chief, make_strategy, worker_logdir
+    from slimkit.training.distribute import (any_worker, distribute_batch, is_chief, make_strategy,
+                                             num_workers, worker_logdir)
 
     strategy_name, logdir, out = sys.argv[1:4]
     strategy = make_strategy(strategy_name)  # first: collective ops are configured at start-up
@@ -55,9 +56,12 @@ _WORKER = """
         labels = rng.integers(0, 3, (5, 16)).astype(np.int32)
         strategy.run(multi_step, args=distribute_batch(strategy, images, labels))
         manager.save()  # every worker saves: the save of mirrored variables is collective
+    # Each worker raises a different local flag; all must see the OR of both.
+    agreed = any_worker(strategy, is_chief(strategy), not is_chief(strategy), False)
     np.savez(out, *[w.numpy() for w in model.weights],
              facts=json.dumps({"chief": is_chief(strategy), "save_dir": save_dir,
-                               "replicas": strategy.num_replicas_in_sync}))
+                               "replicas": strategy.num_replicas_in_sync,
+                               "workers": num_workers(strategy), "agreed": agreed}))
 """
 
 
@@ -118,6 +122,8 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes_the_logdir(tmp_path
     try:
         assert (chief["chief"], other["chief"]) == (True, False)
         assert chief["replicas"] == other["replicas"] == 2
+        assert chief["workers"] == other["workers"] == 2
+        assert chief["agreed"] == other["agreed"] == [True, True, False]
         # Synchronized: bit-identical weights on both workers.
         for a, b in zip(w0, w1):
             np.testing.assert_array_equal(a, b)
