@@ -20,6 +20,7 @@ import contextlib
 import inspect
 import math
 import os
+import shutil
 import signal
 import sys
 import time
@@ -116,7 +117,7 @@ def _train_steps(run, step, progress, started):
     Returns:
         ``(global step, why it stopped, {"loss", "accuracy"} of the last call)``.
     """
-    from slimkit.training.distribute import distribute_batch
+    from slimkit.training.distribute import any_worker, distribute_batch
 
     config, strategy = run.config, run.strategy
     progress.start_step = step
@@ -145,14 +146,19 @@ def _train_steps(run, step, progress, started):
             # --- checkpoint (and evaluate on the validation split, keep the best)
             save_now = clock.due("checkpoint", step)
             eval_now = clock.due("eval", step, checkpoint_now=save_now)
+            out_of_time = bool(config.max_time and time.monotonic() - started >= config.max_time)
+            # Multi-worker: act on any worker's clock or signal, all at the same step, or the others
+            # wait for a stopped one in the next all-reduce (distribute.any_worker; free on 1 machine).
+            save_now, eval_now, signalled, out_of_time = any_worker(
+                strategy, save_now, eval_now, signals.received, out_of_time)
             if save_now or (eval_now and config.keep_best):
                 _save(run, progress)
             if eval_now:
                 _periodic_eval(run, step, progress)
             # --- stop
-            if signals.received:
-                return step, signals.received, last
-            if config.max_time and time.monotonic() - started >= config.max_time:
+            if signalled:
+                return step, signals.received or "SIGTERM", last  # (or a peer worker's signal)
+            if out_of_time:
                 progress.message(f"time budget of {config.max_time:g} s spent at step {step}")
                 return step, "max_time", last
     return step, stopped, last
@@ -276,6 +282,8 @@ class _Run:
     def close(self):
         for writer in self._writers.values():
             writer.close()
+        if not self.chief:  # a non-chief worker's scratch checkpoints (distribute.worker_logdir)
+            shutil.rmtree(self.out_dir, ignore_errors=True)
 
     def learning_rate_now(self):
         from slimkit.training.schedules import learning_rate_at
@@ -295,9 +303,14 @@ class _Run:
 # ---------------------------------------------------------------------------- stages
 def _restore(run, config, progress):
     """Restores the logdir's checkpoint, or warm-starts; sets the feed's position. Returns step."""
-    from slimkit.training.checkpoints import has_object
+    from slimkit.training.checkpoints import has_object, latest_checkpoint
 
-    path = run.checkpoints.restore()
+    if run.chief:
+        path = run.checkpoints.restore()
+    else:  # multi-worker: a non-chief saves to a scratch dir but resumes from the chief's logdir
+        path = latest_checkpoint(config.resolved_logdir())
+        if path is not None:
+            run.checkpoints.checkpoint.restore(path).expect_partial()
     if path is not None:
         if run.ema is not None and not has_object(path, "ema"):
             run.ema.reset()  # EMA newly turned on: start the average at the restored weights
