@@ -14,6 +14,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 TIMEOUT = 90  # seconds for the whole cluster; a hung collective op fails the test, not CI
 
@@ -144,3 +145,78 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes_the_logdir(tmp_path
     single, _ = load(tmp_path / "one.npz")
     for a, b in zip(w0, single):
         np.testing.assert_allclose(a, b, atol=1e-5)  # float32 summation order only
+
+
+# ------------------------------------------------------------------ through `slimkit train`
+TRAIN = ["softmax_regression", "--batch-size", "100", "--learning-rate", "0.5", "--precision", "fp32",
+         "--seed", "0", "--save-every-n-steps", "10", "--json"]
+
+
+def slimkit_train(*args):
+    return [sys.executable, "-m", "slimkit", "train", *TRAIN, *args]
+
+
+def cluster_train(logdir, steps):
+    """`slimkit train --strategy multi-worker` on two local workers; returns their JSON metrics."""
+    envs = tf_config_envs(2)
+    procs = [subprocess.Popen(slimkit_train("--strategy", "multi-worker", "--logdir", str(logdir),
+                                            "--steps", str(steps)),
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for env in envs]
+    outputs = _wait_all(procs)
+    return [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+
+
+def _wait_all(procs, timeout=TIMEOUT):
+    try:
+        outputs = [p.communicate(timeout=timeout) for p in procs]
+    except subprocess.TimeoutExpired:
+        for p in procs:
+            p.kill()
+        errs = [p.communicate()[1][-2000:] for p in procs]
+        pytest.fail(f"workers did not finish within {timeout} s:\n" + "\n---\n".join(errs))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode in (0, 143), err[-3000:]
+    return outputs
+
+
+def model_weights(checkpoint):
+    reader = tf.train.load_checkpoint(str(checkpoint))
+    keys = sorted(k for k in reader.get_variable_to_shape_map()
+                  if k.startswith(("model/", "optimizer/_trainable_variables/")))
+    return {k: reader.get_tensor(k) for k in keys}
+
+
+def test_slimkit_train_on_two_workers_stays_in_sync_and_resumes(tmp_path, mnist_dir):
+    """Two `slimkit train --strategy multi-worker` processes: same metrics, only the chief writes
+    the logdir, and a resumed cluster ends where one uninterrupted single-device run ends."""
+    logdir = tmp_path / "cluster"
+    chief, other = cluster_train(logdir, steps=20)
+    assert chief["global_step"] == other["global_step"] == 20
+    # Synchronized weights: both workers evaluate the whole test set to the same loss.
+    assert chief["test_loss"] == other["test_loss"] and chief["train_loss"] == other["train_loss"]
+    assert chief["checkpoint"] == str(logdir / "ckpt-20")
+    written = sorted(p.name for p in logdir.iterdir())
+    assert [n for n in written if n.startswith("ckpt-")] == [
+        "ckpt-10.data-00000-of-00001", "ckpt-10.index", "ckpt-20.data-00000-of-00001", "ckpt-20.index"]
+    assert "config.json" in written and "slimkit.lock" not in written
+    assert not other["checkpoint"].startswith(str(logdir))
+
+    # Resume: every worker must restore the chief's checkpoint (step 20), then train to 30.
+    chief, other = cluster_train(logdir, steps=30)
+    assert chief["global_step"] == other["global_step"] == 30
+    assert chief["test_loss"] == other["test_loss"]
+
+    single = tmp_path / "single"
+    subprocess.run(slimkit_train("--strategy", "one-device", "--logdir", str(single), "--steps", "30"),
+                   check=True, capture_output=True, timeout=TIMEOUT,
+                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    resumed, straight = model_weights(logdir / "ckpt-30"), model_weights(single / "ckpt-30")
+    assert resumed.keys() == straight.keys() and resumed
+    for key in straight:
+        np.testing.assert_allclose(resumed[key], straight[key], atol=1e-5, err_msg=key)
