@@ -1,0 +1,69 @@
+"""`slimkit train` and `slimkit eval`: flags, --json, resume by logdir, exit codes, one-line errors."""
+
+import json
+import re
+
+import pytest
+
+from slimkit.cli import main
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train"], r"slimkit train: error: No model given\. Expected a MODEL argument"),
+    (["train", "lenet", "--optimizer", "adamm"],
+     r"Received optimizer='adamm'\. Did you mean 'adam'\?"),
+    (["train", "lenet", "--batch-size", "0"], r"Invalid value for `batch_size`"),
+    (["train", "--preset", "deep-mnist-fats"], r"Unknown preset 'deep-mnist-fats'.*'deep-mnist-fast'"),
+    (["train", "lenet", "--config", "/nonexistent/run.toml"], r"Config file not found"),
+    (["eval", "/nonexistent/logdir"], r"slimkit eval: error: No checkpoint found at"),
+])
+def test_user_errors_are_one_line_and_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    assert re.search(message, _error_line(capsys))
+
+
+def test_unknown_key_in_config_file(tmp_path, capsys):
+    path = tmp_path / "run.json"
+    path.write_text('{"learning_rat": 0.1}')
+    assert main(["train", "lenet", "--config", str(path)]) == 2
+    assert "Did you mean 'learning_rate'?" in _error_line(capsys)
+
+
+def test_argparse_rejects_a_bad_number():
+    with pytest.raises(SystemExit) as info:
+        main(["train", "lenet", "--steps", "many"])
+    assert info.value.code == 2
+
+
+def test_train_json_then_resume_by_logdir_then_eval(tmp_path, mnist_dir, capsys):
+    logdir = str(tmp_path / "run")
+    argv = ["train", "softmax_regression", "--logdir", logdir, "--data-dir", str(mnist_dir),
+            "--steps", "50", "--learning-rate", "0.5", "--batch-size", "100", "--json"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    metrics = json.loads(captured.out)  # stdout is exactly one JSON object
+    assert metrics["global_step"] == 50 and 0.8 < metrics["test_accuracy"] <= 1
+    assert "test accuracy:" in captured.err  # progress went to stderr
+
+    # --logdir alone: the saved config.json is the base; flags still override it.
+    assert main(["train", "--logdir", logdir, "--steps", "70"]) == 0
+    out = capsys.readouterr().out
+    assert f"resuming from {logdir}/ckpt-50 (step 50 of 70)" in out
+    assert out.strip().splitlines()[-1].startswith("test accuracy: ")
+
+    assert main(["eval", logdir]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("test accuracy: ") and "step 70" in line and "10000 examples" in line
+    assert main(["eval", logdir, "--split", "validation", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["split"] == "validation" and result["num_examples"] == 5000
+
+    # Another model in that logdir is refused, as one line.
+    assert main(["train", "lenet", "--logdir", logdir, "--data-dir", str(mnist_dir)]) == 2
+    assert "holds a run with model='softmax_regression'" in _error_line(capsys)
