@@ -7,10 +7,12 @@ to a one-device run on the same global batches, and only the chief may write the
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -220,3 +222,36 @@ def test_slimkit_train_on_two_workers_stays_in_sync_and_resumes(tmp_path, mnist_
     assert resumed.keys() == straight.keys() and resumed
     for key in straight:
         np.testing.assert_allclose(resumed[key], straight[key], atol=1e-5, err_msg=key)
+
+
+def test_sigterm_to_one_worker_stops_the_whole_cluster_at_one_step(tmp_path, mnist_dir):
+    """A machine being shut down sends SIGTERM to its worker only: every worker must checkpoint
+    and stop at the same step (instead of the others waiting for it in the next all-reduce)."""
+    logdir = tmp_path / "cluster"
+    logs = [tmp_path / f"worker{i}.err" for i in range(2)]
+    procs = []
+    for env, log in zip(tf_config_envs(2), logs):
+        with open(log, "w") as err:
+            procs.append(subprocess.Popen(
+                slimkit_train("--strategy", "multi-worker", "--logdir", str(logdir), "--steps",
+                              "100000000", "--log-every-n-steps", "20"),
+                env=env, stdout=subprocess.PIPE, stderr=err, text=True))
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while "step " not in logs[0].read_text():  # the chief reports progress: training runs
+            assert time.monotonic() < deadline and procs[0].poll() is None, logs[0].read_text()[-2000:]
+            time.sleep(0.2)
+        procs[1].send_signal(signal.SIGTERM)  # the non-chief worker only
+        outputs = _wait_all(procs)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    chief, other = (json.loads(out.strip().splitlines()[-1]) for out, _ in outputs)
+    assert [p.returncode for p in procs] == [143, 143]
+    assert chief["stopped"] == other["stopped"] == "SIGTERM"
+    assert chief["global_step"] == other["global_step"] > 0
+    assert chief["checkpoint"] == str(logdir / f"ckpt-{chief['global_step']}")
+    assert tf.train.latest_checkpoint(str(logdir)) == chief["checkpoint"]
+    assert not (logdir / "slimkit.lock").exists()
