@@ -83,10 +83,11 @@ def _diagnose(model, loss_fn, images, labels):
         return (f"the forward pass and the loss ({float(loss):.4g}) are finite, but the gradient of "
                 f"variable {_name(v)} is the first non-finite gradient ({_count(g)}){others}: the "
                 "gradients exploded; lower the learning rate or clip gradients by global norm")
+    cause = ("the optimizer update (a learning rate too large?) or from reduced precision in the "
+             "compiled step (try --precision fp32)" if _reduced_precision(model) else
+             "the optimizer update (a learning rate too large?) or from the compiled step")
     return (f"no non-finite value in the forward pass, the loss ({float(loss):.4g}) or the gradients "
-            "of this batch when replayed eagerly: the non-finite value came from the optimizer "
-            "update (a learning rate too large?) or from reduced precision in the compiled step "
-            "(try --precision fp32)")
+            f"of this batch when replayed eagerly: the non-finite value came from {cause}")
 
 
 def _probe(model):
@@ -120,8 +121,14 @@ def _layer_message(layer, output):
         held = ", ".join(f"{_name(v)} holds {_count(v, short=True)}" for v in broken)
         return (f"{text}; its variable {held}: a previous update made the weights non-finite "
                 "(lower the learning rate, clip gradients, or resume from the last good checkpoint)")
+    fp32 = ", or try --precision fp32" if _reduced_precision(layer) else ""
     return (f"{text}; its inputs and weights are finite, so the values overflowed in this layer "
-            "(lower the learning rate, normalize the inputs, or try --precision fp32)")
+            f"(lower the learning rate or normalize the inputs{fp32})")
+
+
+def _reduced_precision(layer):
+    """True if the layer (or model) computes in bfloat16/float16 (a mixed precision policy)."""
+    return str(getattr(layer, "compute_dtype", "float32")) in ("bfloat16", "float16")
 
 
 def _label_problem(logits, labels):

@@ -110,3 +110,16 @@ def test_every_layer_of_zoo_models_is_observed(name):
     message = diagnose_nonfinite(model, sparse_softmax_cross_entropy, IMAGES, LABELS)
     assert message.startswith(f"the output of layer {last.name!r} ")
     assert f"its variable {last.name}/bias holds {last.bias.shape[0]} NaN" in message
+
+
+def test_precision_hint_only_under_mixed_precision():
+    message = diagnose_nonfinite(mlp([1e20, 1e20, 1e20]), sparse_softmax_cross_entropy, X, Y)
+    assert message.endswith("(lower the learning rate or normalize the inputs)")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = mlp([1e20, 1e20, 1e20])
+    finally:
+        keras.config.set_dtype_policy(previous)
+    message = diagnose_nonfinite(model, sparse_softmax_cross_entropy, X, Y)
+    assert message.endswith("(lower the learning rate or normalize the inputs, or try --precision fp32)")
