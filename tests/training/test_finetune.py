@@ -1,5 +1,9 @@
 """Warm-starting zoo models from slimkit checkpoints and Keras weights files, with excluded scopes."""
 
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -146,3 +150,56 @@ def test_select_trainable_unknown_scope_lists_the_models_scopes():
                        r"\['fc9', 'logits'\] match no variable of model 'deep_mnist'\. Expected layer-name "
                        r"prefixes among its scopes: conv1, conv2, fc1, fc2\."):
         select_trainable(get_model("deep_mnist"), ["fc1", "fc9", "logits"])
+
+
+def test_lenet_ten_to_five_classes(tmp_path):
+    source = get_model("lenet")
+    path = tf.train.Checkpoint(model=source).save(str(tmp_path / "ckpt"))
+    model = get_model("lenet", num_classes=5)
+    with pytest.raises(ValueError, match=r"fc4/kernel has shape \(1024, 10\) in the checkpoint but "
+                       r"\(1024, 5\) in the model; fc4/bias has shape \(10,\) in the checkpoint but "
+                       r"\(5,\) in the model\. .*--checkpoint-exclude-scopes fc4 "):
+        restore_for_finetuning(model, path)
+    assert restore_for_finetuning(model, path, exclude_scopes=["fc4"]).startswith(
+        "restored 6 variables (conv1, conv2, fc3) from ")
+    np.testing.assert_array_equal(model.get_layer("fc3").kernel.numpy(), source.get_layer("fc3").kernel.numpy())
+
+
+# ------------------------------------------------------------------ through `slimkit train`
+def slimkit_train(*args):
+    command = [sys.executable, "-m", "slimkit", "train", "lenet", "--steps", "10", "--batch-size", "32",
+               "--precision", "fp32", "--save-every-n-steps", "10", *args]
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"slimkit train timed out:\n{e.stderr}")
+
+
+def test_slimkit_train_warm_starts_with_excluded_and_trainable_scopes(tmp_path, mnist_dir):
+    """A 5-class lenet checkpoint warm-starts a 10-class MNIST run: refused with the fix in one
+    line, then accepted with --checkpoint-exclude-scopes; --trainable-scopes leaves the rest as
+    restored."""
+    source = get_model("lenet", num_classes=5)
+    source_path = tf.train.Checkpoint(model=source).save(str(tmp_path / "source" / "ckpt"))
+
+    refused = slimkit_train("--logdir", str(tmp_path / "refused"), "--checkpoint-path", source_path)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"slimkit train: error: Cannot warm-start from {source_path}: fc4/kernel has "
+                           "shape (1024, 5) in the checkpoint but (1024, 10) in the model")
+    assert "--checkpoint-exclude-scopes fc4 " in last
+
+    logdir = tmp_path / "tuned"
+    done = slimkit_train("--logdir", str(logdir), "--checkpoint-path", source_path,
+                         "--checkpoint-exclude-scopes", "fc4", "--trainable-scopes", "fc4")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (f"warm start from {source_path}: restored 6 variables (conv1, conv2, fc3) from "
+            f"{source_path}; kept the fresh initialization of 2 under fc4") in done.stdout
+    # The run's checkpoint: conv/fc3 exactly as restored (not trained), fc4 trained from scratch.
+    tuned = get_model("lenet")
+    restore_for_finetuning(tuned, logdir)
+    for layer in ("conv1", "conv2", "fc3"):
+        np.testing.assert_array_equal(tuned.get_layer(layer).kernel.numpy(),
+                                      source.get_layer(layer).kernel.numpy(), err_msg=layer)
+    assert tuned.get_layer("fc4").kernel.shape == (1024, 10)
