@@ -41,9 +41,14 @@ class ExponentialMovingAverage(tf.Module):
     def __init__(self, model, decay):
         super().__init__(name="ema")
         self.decay = float(decay)
-        self._variables = averaged_variables(model)
+        # Held through a plain object: the model's variables are saved with the model, not here.
+        self._model_variables = _Untracked(averaged_variables(model))
         self.shadows = [tf.Variable(_value(v), trainable=False, name=f"ema_{i}")
                         for i, v in enumerate(self._variables)]
+
+    @property
+    def _variables(self):
+        return self._model_variables.items
 
     def update(self, step):
         """Moves the shadows towards the weights (call in cross-replica context or eagerly).
@@ -73,6 +78,13 @@ class ExponentialMovingAverage(tf.Module):
         finally:
             for variable, saved in zip(self._variables, backup):
                 variable.assign(saved)
+
+
+class _Untracked:
+    """A list that TensorFlow's checkpoint tracking does not look into."""
+
+    def __init__(self, items):
+        self.items = list(items)
 
 
 def _value(variable):
