@@ -178,3 +178,19 @@ def test_precision_auto_rules(monkeypatch):
     monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2"})
     assert runtime.choose_precision("auto", "deep_mnist")[0] == "fp32"
     assert runtime.choose_precision("bf16", "softmax_regression") == ("bf16", "asked for")
+
+
+def test_checkpoint_path_warm_starts_only_a_logdir_without_its_own(tmp_path, mnist_dir):
+    def config(logdir, steps, **kw):
+        return TrainConfig(model="softmax_regression", data_dir=str(mnist_dir),
+                           logdir=str(tmp_path / logdir), learning_rate=0.5, batch_size=100,
+                           steps=steps, **kw)
+
+    source = train(config("source", 20), log_stream=_quiet())
+    out = io.StringIO()
+    warm = train(config("target", 5, checkpoint_path=source["checkpoint"]), log_stream=out)
+    assert f"warm start from {source['checkpoint']}: restored 2 variables" in out.getvalue()
+    assert warm["test_accuracy"] > 0.8  # 20 + 5 steps of training (5 from scratch: 0.74)
+    out = io.StringIO()
+    train(config("target", 8, checkpoint_path=source["checkpoint"]), log_stream=out)
+    assert "resuming from" in out.getvalue() and "warm start" not in out.getvalue()  # own wins
