@@ -37,6 +37,7 @@ Multi-worker training is a lock-step protocol; three rules keep the workers in s
   while the others wait for it in the next step's all-reduce.
 """
 
+import hashlib
 import json
 import os
 import tempfile
@@ -246,6 +247,28 @@ def any_worker(strategy, *flags):
     values = strategy.experimental_distribute_values_from_function(lambda _: tf.identity(local))
     total = strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None)  # all-reduce over workers
     return tuple(bool(v) for v in total.numpy())
+
+
+def same_on_all_workers(strategy, text):
+    """True if every worker passed the same ``text`` (e.g. its resolved configuration as JSON).
+
+    Workers started with different settings (batch size, steps, seed, logdir...) would
+    compute different things in lock-step, or wait for each other forever; checking once at the
+    start turns that into a clear error. One small all-reduce; always True on one machine.
+
+    Example:
+        >>> if not same_on_all_workers(strategy, json.dumps(config.to_dict(), sort_keys=True)):
+        ...     raise ValueError("The workers were started with different settings ...")
+    """
+    if num_workers(strategy) <= 1:
+        return True
+    digest = int.from_bytes(hashlib.sha256(text.encode()).digest()[:3], "big")  # < 2**24
+    local = tf.constant([1, digest, digest * digest], tf.int64)
+    values = strategy.experimental_distribute_values_from_function(lambda _: tf.identity(local))
+    count, total, squares = (int(v) for v in
+                             strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None).numpy())
+    # All equal <=> the variance of the digests is 0 (each of this worker's replicas adds one).
+    return count * squares == total * total
 
 
 def worker_logdir(logdir, strategy):

@@ -18,7 +18,7 @@ import tensorflow as tf
 from slimkit.training import distribute
 from slimkit.training.distribute import (any_worker, configure_logical_cpus, distribute_batch,
                                          is_chief, make_strategy, num_workers, parse_tf_config,
-                                         worker_logdir)
+                                         same_on_all_workers, worker_logdir)
 
 TIMEOUT = 90  # seconds; a subprocess that hangs (e.g. in a collective op) fails the test
 
@@ -120,6 +120,7 @@ def test_single_machine_is_one_worker_whose_flags_need_no_agreement():
     strategy = make_strategy("one-device")
     assert num_workers(strategy) == 1
     assert any_worker(strategy, 1, None, "SIGTERM", 0) == (True, False, True, False)
+    assert same_on_all_workers(strategy, "anything")
 
 
 def test_num_workers_counts_chief_and_workers():

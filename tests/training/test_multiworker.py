@@ -29,7 +29,7 @@ _WORKER = """
     import keras
     import tensorflow as tf
     from slimkit.training.distribute import (any_worker, distribute_batch, is_chief, make_strategy,
-                                             num_workers, worker_logdir)
+                                             num_workers, same_on_all_workers, worker_logdir)
 
     strategy_name, logdir, out = sys.argv[1:4]
     strategy = make_strategy(strategy_name)  # first: collective ops are configured at start-up
@@ -61,10 +61,12 @@ _WORKER = """
         manager.save()  # every worker saves: the save of mirrored variables is collective
     # Each worker raises a different local flag; all must see the OR of both.
     agreed = any_worker(strategy, is_chief(strategy), not is_chief(strategy), False)
+    same = [same_on_all_workers(strategy, '{"batch_size": 16}'),
+            same_on_all_workers(strategy, f'{{"batch_size": {16 if is_chief(strategy) else 32}}}')]
     np.savez(out, *[w.numpy() for w in model.weights],
              facts=json.dumps({"chief": is_chief(strategy), "save_dir": save_dir,
                                "replicas": strategy.num_replicas_in_sync,
-                               "workers": num_workers(strategy), "agreed": agreed}))
+                               "workers": num_workers(strategy), "agreed": agreed, "same": same}))
 """
 
 
@@ -127,6 +129,7 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes_the_logdir(tmp_path
         assert chief["replicas"] == other["replicas"] == 2
         assert chief["workers"] == other["workers"] == 2
         assert chief["agreed"] == other["agreed"] == [True, True, False]
+        assert chief["same"] == other["same"] == [True, False]
         # Synchronized: bit-identical weights on both workers.
         for a, b in zip(w0, w1):
             np.testing.assert_array_equal(a, b)
@@ -255,3 +258,22 @@ def test_sigterm_to_one_worker_stops_the_whole_cluster_at_one_step(tmp_path, mni
     assert chief["checkpoint"] == str(logdir / f"ckpt-{chief['global_step']}")
     assert tf.train.latest_checkpoint(str(logdir)) == chief["checkpoint"]
     assert not (logdir / "slimkit.lock").exists()
+
+
+def test_workers_started_with_different_settings_are_refused(tmp_path, mnist_dir):
+    procs = [subprocess.Popen(slimkit_train("--strategy", "multi-worker", "--logdir", str(tmp_path / "run"),
+                                            "--steps", "20", "--batch-size", batch),
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for env, batch in zip(tf_config_envs(2), ("100", "50"))]
+    try:
+        outputs = [p.communicate(timeout=TIMEOUT) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 2, err[-2000:]
+        assert err.strip().splitlines()[-1].startswith(
+            "slimkit train: error: The workers of this multi-worker run have different settings")
+    assert not (tmp_path / "run").exists()  # refused before anything was written
