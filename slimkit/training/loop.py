@@ -18,6 +18,7 @@ last checkpoint stays the newest, the logdir resumable).
 
 import contextlib
 import inspect
+import json
 import math
 import os
 import shutil
@@ -180,7 +181,7 @@ def _final_evaluation(run, step, progress):
 def _setup_runtime(config):
     """Process-level set-up, in the order TensorFlow needs: threads, strategy, seeds, precision."""
     from slimkit.training import runtime as rt
-    from slimkit.training.distribute import is_chief, make_strategy
+    from slimkit.training.distribute import is_chief, make_strategy, same_on_all_workers
 
     threads = rt.configure_threads(config.intra_op_threads, config.inter_op_threads)
     strategy = make_strategy(config.strategy)
@@ -192,6 +193,12 @@ def _setup_runtime(config):
                          f"Received startup_delay_steps={config.startup_delay_steps}.")
     rt.configure_determinism(config.deterministic, config.seed)
     precision, reason = rt.choose_precision(config.precision, config.model)
+    settings = {**config.to_dict(), "data_dir": None, "precision": precision}  # data may move
+    if not same_on_all_workers(strategy, json.dumps(settings, sort_keys=True, default=str)):
+        raise ValueError("The workers of this multi-worker run have different settings (or "
+                         "precision `auto` chose differently on different hardware). Expected the "
+                         "same command line and config on every worker (only TF_CONFIG's task index "
+                         "and --data-dir may differ); on mixed hardware set --precision.")
     return {"strategy": strategy, "chief": is_chief(strategy), "threads": threads,
             "precision": precision, "precision_reason": reason}
 
