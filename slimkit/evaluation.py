@@ -111,6 +111,8 @@ def watch(logdir, split="test", data_dir=None, batch_size=500, use_ema=True, tim
     _, config = _checkpoint_and_config(logdir, data_dir, need_checkpoint=False)
     model, data, ema = _build_for_eval(config)
     writer = tf.summary.create_file_writer(os.path.join(str(logdir), f"eval_{split}"))
+    if timeout is not None:
+        interval = min(interval, timeout)
     for checkpoint in tf.train.checkpoints_iterator(str(logdir), min_interval_secs=interval,
                                                     timeout=timeout):
         metrics = _evaluate_checkpoint(model, data, ema, checkpoint, split, batch_size, use_ema)

@@ -1,6 +1,7 @@
 """`slimkit train` and `slimkit eval`: flags, --json, resume by logdir, exit codes, one-line errors."""
 
 import json
+import os
 import re
 
 import pytest
@@ -63,6 +64,12 @@ def test_train_json_then_resume_by_logdir_then_eval(tmp_path, mnist_dir, capsys)
     assert main(["eval", logdir, "--split", "validation", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["split"] == "validation" and result["num_examples"] == 5000
+
+    # --watch evaluates the newest checkpoint, then each new one, until the timeout.
+    assert main(["eval", logdir, "--watch", "--timeout", "0.5"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and "step 70" in lines[0]
+    assert any(name.startswith("events") for name in os.listdir(os.path.join(logdir, "eval_test")))
 
     # Another model in that logdir is refused, as one line.
     assert main(["train", "lenet", "--logdir", logdir, "--data-dir", str(mnist_dir)]) == 2
