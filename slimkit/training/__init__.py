@@ -1,0 +1,11 @@
+"""Training: configuration, the compiled step, the loop, checkpoints, distribution.
+
+- ``config``: :class:`TrainConfig` (typed, layered: defaults < preset < file < flags), ``presets``.
+- ``optimizers``, ``schedules``: optimizers and learning-rate schedules by name.
+- ``step``: :func:`make_train_step`, k compiled steps per call.
+- ``loop``: :func:`train`, TF-Slim's loop (restore, step, summarize, checkpoint, stop).
+- ``checkpoints``, ``ema``, ``data``, ``progress``, ``runtime``: the loop's parts.
+- ``distribute``, ``lock``, ``nonfinite``, ``finetune``: distribution and robustness helpers.
+
+Submodules are imported on use (``slimkit.train`` imports TensorFlow; this package does not).
+"""

@@ -2,9 +2,9 @@
 
     >>> import slimkit
     >>> metrics = slimkit.train(slimkit.TrainConfig.from_sources("mnist-softmax-tutorial"))
-    test accuracy: 0.9208
+    test accuracy: 0.9147
     >>> metrics["test_accuracy"]
-    0.9208
+    0.9147
 
 A logdir with a checkpoint is resumed: model, optimizer (and so the learning-rate schedule), global
 step, data position, dropout seeds and EMA weights, so the resumed run continues exactly where the
@@ -82,7 +82,7 @@ def train(config, train_step_fn=None, log_stream=None):
         strategy = runtime["strategy"]
         progress.message(f"precision: {runtime['precision']} ({runtime['precision_reason']}); "
                          f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s); "
-                         f"{runtime['threads'][0]} intra-op threads")
+                         f"{runtime['threads'][0] or 'default'} intra-op threads")
         try:
             # --- restore: own checkpoint first; else warm-start from --checkpoint-path (Slim)
             step = _restore(run, config, progress)
@@ -185,8 +185,7 @@ def _setup_runtime(config):
 
     threads = rt.configure_threads(config.intra_op_threads, config.inter_op_threads)
     strategy = make_strategy(config.strategy)
-    workers = getattr(getattr(strategy, "extended", None), "_num_workers", 1)
-    if config.startup_delay_steps and workers > 1:
+    if config.startup_delay_steps and num_workers(strategy) > 1:
         raise ValueError("Invalid value for `startup_delay_steps` with synchronous multi-worker "
                          "training: every worker takes part in every step, so none can start "
                          "later (TF-Slim requires 0 with a sync optimizer too). Expected 0. "
