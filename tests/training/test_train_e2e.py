@@ -147,6 +147,9 @@ def test_ema_best_checkpoint_and_trainable_scopes(tmp_path, mnist_dir):
     result = evaluate(tmp_path)
     assert result["ema"] is True
     assert result["accuracy"] == metrics["test_accuracy"]
+    # The kept best checkpoint evaluates too (config.json is found in the logdir above best/).
+    kept = evaluate(tmp_path / "best", split="validation")
+    assert (kept["global_step"], kept["accuracy"]) == (best["step"], best["accuracy"])
 
 
 def test_custom_train_step_fn_is_used(tmp_path, mnist_dir):
