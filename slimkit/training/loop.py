@@ -68,11 +68,11 @@ def train(config, train_step_fn=None, log_stream=None):
     from slimkit.training.config import check_compatible, save_config
     from slimkit.training.lock import LogdirLock
     from slimkit.training.progress import Progress
-    from slimkit.training.runtime import precision_policy
+    from slimkit.training.runtime import op_determinism, precision_policy
 
     logdir, chief = config.resolved_logdir(), runtime["chief"]
     lock = LogdirLock(logdir) if chief else contextlib.nullcontext()
-    with precision_policy(runtime["precision"]), lock:
+    with op_determinism(config.deterministic), precision_policy(runtime["precision"]), lock:
         check_compatible(config, logdir)
         run = _Run(config, runtime, train_step_fn)
         if chief:
@@ -190,7 +190,7 @@ def _setup_runtime(config):
                          "training: every worker takes part in every step, so none can start "
                          "later (TF-Slim requires 0 with a sync optimizer too). Expected 0. "
                          f"Received startup_delay_steps={config.startup_delay_steps}.")
-    rt.configure_determinism(config.deterministic, config.seed)
+    rt.configure_determinism(config.seed)
     precision, reason = rt.choose_precision(config.precision, config.model)
     settings = {**config.to_dict(), "data_dir": None, "precision": precision}  # data may move
     if not same_on_all_workers(strategy, json.dumps(settings, sort_keys=True, default=str)):

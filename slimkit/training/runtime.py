@@ -138,8 +138,29 @@ def precision_policy(precision):
         keras.config.set_dtype_policy(previous)
 
 
-def configure_determinism(deterministic, seed):
-    """Seeds Python, NumPy, TensorFlow and Keras; makes TF ops deterministic if asked."""
+def configure_determinism(seed):
+    """Seeds Python, NumPy, TensorFlow and Keras (weights, and anything else drawn at random)."""
     keras.utils.set_random_seed(seed)
+
+
+@contextlib.contextmanager
+def op_determinism(deterministic):
+    """Within the block, TensorFlow ops are deterministic if ``deterministic``; restored after.
+
+    TensorFlow only exports ``enable_op_determinism``; its module also has the matching
+    ``disable_op_determinism``, used here (when present) so that a caller's later TensorFlow code
+    is not made deterministic, and slower, behind its back.
+    """
+    try:
+        from tensorflow.python.framework import config as tf_config
+        was_enabled = tf_config.is_op_determinism_enabled()
+        disable = tf_config.disable_op_determinism
+    except (ImportError, AttributeError):
+        was_enabled, disable = None, None
     if deterministic:
         tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if deterministic and was_enabled is False and disable is not None:
+            disable()
