@@ -26,7 +26,7 @@ import signal
 import sys
 import time
 
-from slimkit.training.config import TrainConfig
+from slimkit.training.config import TrainConfig, check_keys
 
 
 class NonFiniteLossError(RuntimeError):
@@ -60,10 +60,13 @@ def train(config, train_step_fn=None, log_stream=None):
         slimkit.training.lock.LogdirLockedError: If another process trains into the logdir.
     """
     started = time.monotonic()
-    config = config if isinstance(config, TrainConfig) else TrainConfig(**dict(config))
+    if not isinstance(config, TrainConfig):
+        check_keys(dict(config), "the configuration passed to train()")
+        config = TrainConfig(**dict(config))
     if not config.model:
         raise ValueError("No model to train. Expected a model name (see `slimkit models`) or a "
                          "preset that names one (--preset). Received model=None.")
+    _check_names(config)  # a typo is reported before anything is created in the logdir
     runtime = _setup_runtime(config)  # threads and strategy: before TensorFlow starts
     from slimkit.training.config import check_compatible, save_config
     from slimkit.training.lock import LogdirLock
@@ -200,6 +203,16 @@ def _setup_runtime(config):
                          "and --data-dir may differ); on mixed hardware set --precision.")
     return {"strategy": strategy, "chief": is_chief(strategy), "threads": threads,
             "precision": precision, "precision_reason": reason}
+
+
+def _check_names(config):
+    from slimkit.models.registry import get_model_spec
+    from slimkit.training.data import FOLDER
+
+    get_model_spec(config.model)
+    if config.dataset != FOLDER:
+        from slimkit.data.registry import get_dataset_info
+        get_dataset_info(config.dataset)
 
 
 def build_model(config, data):

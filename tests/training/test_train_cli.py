@@ -20,6 +20,8 @@ def _error_line(capsys):
     (["train", "lenet", "--optimizer", "adamm"],
      r"Received optimizer='adamm'\. Did you mean 'adam'\?"),
     (["train", "lenet", "--batch-size", "0"], r"Invalid value for `batch_size`"),
+    (["train", "lenett", "--logdir", "/nonexistent/never-created"],
+     r"Unknown model 'lenett'\. Did you mean 'lenet'"),
     (["train", "--preset", "deep-mnist-fats"], r"Unknown preset 'deep-mnist-fats'.*'deep-mnist-fast'"),
     (["train", "lenet", "--config", "/nonexistent/run.toml"], r"Config file not found"),
     (["eval", "/nonexistent/logdir"], r"slimkit eval: error: No checkpoint found at"),
