@@ -184,7 +184,8 @@ def _final_evaluation(run, step, progress):
 def _setup_runtime(config):
     """Process-level set-up, in the order TensorFlow needs: threads, strategy, seeds, precision."""
     from slimkit.training import runtime as rt
-    from slimkit.training.distribute import is_chief, make_strategy, same_on_all_workers
+    from slimkit.training.distribute import (is_chief, make_strategy, num_workers,
+                                             same_on_all_workers)
 
     threads = rt.configure_threads(config.intra_op_threads, config.inter_op_threads)
     strategy = make_strategy(config.strategy)
@@ -249,8 +250,6 @@ class _Run:
     """Everything built for a run: data, model, optimizer, step function, checkpoints."""
 
     def __init__(self, config, runtime, train_step_fn):
-        import tensorflow as tf
-
         from slimkit.models.registry import get_model_spec
         from slimkit.training import checkpoints as ckpt_lib
         from slimkit.training.data import load_training_data

@@ -166,7 +166,8 @@ def test_custom_train_step_fn_is_used(tmp_path, mnist_dir):
         return counted
 
     config = TrainConfig(model="softmax_regression", data_dir=str(mnist_dir), logdir=str(tmp_path),
-                         learning_rate=0.5, batch_size=100, steps=30, steps_per_call=10)
+                         learning_rate=0.5, batch_size=100, steps=30, steps_per_call=10,
+                         startup_delay_steps=5)  # Slim's: only non-chief workers would wait
     metrics = train(config, train_step_fn=my_step_fn, log_stream=_quiet())
     assert calls == [10, 10, 10] and metrics["global_step"] == 30
 
