@@ -62,14 +62,15 @@ def _eval_step(model):
     return step
 
 
-def evaluate(logdir_or_checkpoint, split="test", data_dir=None, batch_size=500, use_ema=True):
+def evaluate(logdir_or_checkpoint, split=None, data_dir=None, batch_size=500, use_ema=True):
     """Evaluates a training run's checkpoint on a split of its dataset.
 
     Args:
         logdir_or_checkpoint: A logdir (its newest checkpoint is used) or a checkpoint prefix such
             as ``runs/lenet/ckpt-2000``; its directory (or the one above, for ``best/``) must
             hold the run's ``config.json``.
-        split: ``"test"`` or ``"validation"`` (an image folder has only ``"validation"``).
+        split: ``"test"`` or ``"validation"``; default: the split training ends with (``test``,
+            or ``validation`` for an image folder, which has no test split).
         data_dir: Where the dataset is, if not where the run read it from.
         batch_size: Evaluation batch size.
         use_ema: Evaluate the moving-average weights when the checkpoint has them.
@@ -91,7 +92,7 @@ def evaluate(logdir_or_checkpoint, split="test", data_dir=None, batch_size=500, 
     return _evaluate_checkpoint(model, data, ema, checkpoint, split, batch_size, use_ema)
 
 
-def watch(logdir, split="test", data_dir=None, batch_size=500, use_ema=True, timeout=None,
+def watch(logdir, split=None, data_dir=None, batch_size=500, use_ema=True, timeout=None,
           interval=10.0):
     """Yields the metrics of each new checkpoint of ``logdir`` as it appears (Slim's eval loop).
 
@@ -110,6 +111,7 @@ def watch(logdir, split="test", data_dir=None, batch_size=500, use_ema=True, tim
 
     _, config = _checkpoint_and_config(logdir, data_dir, need_checkpoint=False)
     model, data, ema = _build_for_eval(config)
+    split = _split_name(split, data)
     writer = tf.summary.create_file_writer(os.path.join(str(logdir), f"eval_{split}"))
     if timeout is not None:
         interval = min(interval, timeout)
@@ -121,6 +123,12 @@ def watch(logdir, split="test", data_dir=None, batch_size=500, use_ema=True, tim
             tf.summary.scalar("loss", metrics["loss"])
         writer.flush()
         yield metrics
+
+
+def _split_name(split, data):
+    if split is None:
+        return data.eval_splits[-1] if data.eval_splits else "test"
+    return {"val": "validation"}.get(split, split)
 
 
 def _checkpoint_and_config(path, data_dir, need_checkpoint=True):
@@ -167,8 +175,7 @@ def _evaluate_checkpoint(model, data, ema, checkpoint, split, batch_size, use_em
 
     from slimkit.training.checkpoints import has_object
 
-    splits = {"val": "validation"}
-    split = splits.get(split, split)
+    split = _split_name(split, data)
     if split not in data.eval_splits:
         raise ValueError(f"Invalid value for argument `split`. Expected one of "
                          f"{', '.join(data.eval_splits)} for this dataset. Received split={split!r}.")

@@ -14,8 +14,8 @@ def configure(parser):
     parser.add_argument("path", metavar="LOGDIR|CHECKPOINT",
                         help="a training logdir (its newest checkpoint) or a checkpoint prefix "
                              "such as runs/lenet/ckpt-2000")
-    parser.add_argument("--split", default="test", choices=("test", "validation", "val"),
-                        help="which split to evaluate [test]")
+    parser.add_argument("--split", choices=("test", "validation", "val"),
+                        help="which split to evaluate [test; an image folder's: validation]")
     parser.add_argument("--data-dir", metavar="DIR", help="where the dataset is, if it moved")
     parser.add_argument("--batch-size", type=int, default=500, metavar="N",
                         help="evaluation batch size [500]")

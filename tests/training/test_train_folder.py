@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from slimkit.evaluation import evaluate
 from slimkit.training.config import TrainConfig
 from slimkit.training.loop import train
 
@@ -45,6 +46,10 @@ def test_folder_training_resumes_exactly(folder, tmp_path):
     out = io.StringIO()
     whole = train(_config(folder, tmp_path / "whole", 12), log_stream=out)
     assert "val accuracy: " in out.getvalue() and 0 <= whole["validation_accuracy"] <= 1
+    # `slimkit eval` picks the folder's one held-out split by itself.
+    evaluated = evaluate(tmp_path / "whole")
+    assert (evaluated["split"], evaluated["accuracy"]) == ("validation",
+                                                           whole["validation_accuracy"])
 
     train(_config(folder, tmp_path / "parts", 7), log_stream=io.StringIO())
     position = _weights(tmp_path / "parts" / "ckpt-7")["data_position/.ATTRIBUTES/VARIABLE_VALUE"]
