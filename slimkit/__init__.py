@@ -52,6 +52,9 @@ _EXPORTS = {
     "train": "slimkit.training.loop",
     "TrainConfig": "slimkit.training.config",
     "evaluate": "slimkit.evaluation",
+    "make_train_step": "slimkit.training.step",
+    "NonFiniteLossError": "slimkit.training.loop",
+    "list_presets": "slimkit.training.presets",
 }
 
 # submodules reachable as attributes, as in TF-Slim (`slim.layers.conv2d`, `slim.losses.get_total_loss`).
