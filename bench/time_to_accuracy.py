@@ -43,6 +43,7 @@ VARIANTS = {
     "fast-3ep": ("deep-mnist-fast", {"epochs": 3}),
     "fast-b256": ("deep-mnist-fast", {"batch_size": 256}),
     "fast-4ep-b256": ("deep-mnist-fast", {"epochs": 4, "batch_size": 256}),
+    "fast-b256-6ep": ("deep-mnist-fast", {"batch_size": 256, "epochs": 6}),
     "fast-b256-lr4e-3": ("deep-mnist-fast", {"batch_size": 256, "learning_rate": 4e-3}),
     "fast-fp32": ("deep-mnist-fast", {"precision": "fp32"}),
     "fast-nodet": ("deep-mnist-fast", {"deterministic": False}),
