@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from slimkit.layers import initializers, regularizers
 from slimkit.layers.arg_scope import add_arg_scope
-from slimkit.layers.keras_layers import (FixedModeBatchNormalization, FixedModeDropout,
+from slimkit.layers.keras_layers import (Dropout, FixedModeBatchNormalization, FixedModeDropout,
                                          GroupedConv2D, LocalResponseNormalization)
 
 # TensorFlow activation functions -> Keras names, so that models stay serializable.
@@ -241,7 +241,8 @@ def dropout(inputs, keep_prob=0.5, noise_shape=None, is_training=None, seed=None
             1 - keep_prob).
         noise_shape: optional shape of the keep/drop mask, for broadcasting.
         is_training: None follows Keras' ``training`` call flag; True/False fixes it.
-        seed: optional integer seed.
+        seed: optional integer seed. Under ``tf.distribute`` each replica folds its id into the
+            seed, so replicas draw different masks (see :class:`slimkit.layers.keras_layers.Dropout`).
         scope: the layer name.
 
     Example:
@@ -255,7 +256,7 @@ def dropout(inputs, keep_prob=0.5, noise_shape=None, is_training=None, seed=None
                          f"Received keep_prob={keep_prob!r}.")
     rate, name = 1.0 - float(keep_prob), layer_name(scope)
     if is_training is None:
-        return keras.layers.Dropout(rate, noise_shape=noise_shape, seed=seed, name=name)(inputs)
+        return Dropout(rate, noise_shape=noise_shape, seed=seed, name=name)(inputs)
     return FixedModeDropout(rate, is_training, noise_shape=noise_shape, seed=seed, name=name)(inputs)
 
 

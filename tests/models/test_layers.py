@@ -244,6 +244,7 @@ def test_models_with_slimkit_layers_round_trip_through_keras_files(tmp_path):
         t = slim.conv2d(t, 4, 3, normalizer_fn=slim.batch_norm,
                         normalizer_params={"is_training": False}, scope="c2")
         t = slim.dropout(slim.flatten(t), 0.5, is_training=False, scope="drop")
+        t = slim.dropout(t, 1.0, scope="keep_all")  # follows `training`; keeps all: comparable
         return slim.fully_connected(t, 3, activation_fn=tf.nn.relu6, scope="fc")
 
     model = build(net, (6, 6, 2))
@@ -255,4 +256,7 @@ def test_models_with_slimkit_layers_round_trip_through_keras_files(tmp_path):
                                rtol=1e-5, atol=1e-6)
     assert [type(layer).__name__ for layer in loaded.layers[1:4]] == [
         "GroupedConv2D", "LocalResponseNormalization", "Conv2D"]
+    dropouts = [layer for layer in loaded.layers if layer.name in ("drop", "keep_all")]
+    assert [type(layer) for layer in dropouts] == [slim.layers.keras_layers.FixedModeDropout,
+                                                   slim.layers.keras_layers.Dropout]
     np.testing.assert_allclose(float(loaded.losses[0]), float(model.losses[0]), rtol=1e-6)
