@@ -300,6 +300,32 @@ def worker_logdir(logdir, strategy):
     return path
 
 
+def check_global_batch(strategy, batch_size):
+    """Checks that the replicas of ``strategy`` can share a global batch equally; returns a share.
+
+    Args:
+        strategy: The strategy from :func:`make_strategy`.
+        batch_size: The global batch size.
+
+    Returns:
+        ``batch_size // strategy.num_replicas_in_sync``.
+
+    Raises:
+        ValueError: If ``batch_size`` is not divisible by the number of replicas.
+
+    Example:
+        >>> check_global_batch(make_strategy("one-device"), 50)
+        50
+    """
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(
+            f"Invalid global batch size {batch_size} for {replicas} replicas: it must be divisible by "
+            f"the number of replicas so each gets the same share. Use a batch size that is a multiple "
+            f"of {replicas}, e.g. --batch-size {max(replicas, batch_size - batch_size % replicas)}.")
+    return batch_size // replicas
+
+
 def distribute_batch(strategy, images, labels):
     """Splits a global batch into per-replica values for ``strategy.run``.
 
@@ -331,13 +357,7 @@ def distribute_batch(strategy, images, labels):
                          f"shape (k, B, ...) with the same k and B. Received images.shape="
                          f"{images.shape}, labels.shape={labels.shape}.")
     replicas = strategy.num_replicas_in_sync
-    batch = images.shape[1]
-    if batch % replicas:
-        raise ValueError(
-            f"Invalid global batch size {batch} for {replicas} replicas: it must be divisible by the "
-            f"number of replicas so each gets the same share. Use a batch size that is a multiple of "
-            f"{replicas}, e.g. --batch-size {max(replicas, batch - batch % replicas)}.")
-    share = batch // replicas
+    share = check_global_batch(strategy, images.shape[1])
     devices = strategy.extended.worker_devices  # this worker's replicas, in replica order
 
     def value_fn(context):

@@ -184,16 +184,11 @@ def _final_evaluation(run, step, progress):
 def _setup_runtime(config):
     """Process-level set-up, in the order TensorFlow needs: threads, strategy, seeds, precision."""
     from slimkit.training import runtime as rt
-    from slimkit.training.distribute import (is_chief, make_strategy, num_workers,
-                                             same_on_all_workers)
+    from slimkit.training.distribute import (check_global_batch, is_chief, make_strategy,
+                                             num_workers, same_on_all_workers)
 
     threads = rt.configure_threads(config.intra_op_threads, config.inter_op_threads)
     strategy = make_strategy(config.strategy)
-    if config.startup_delay_steps and num_workers(strategy) > 1:
-        raise ValueError("Invalid value for `startup_delay_steps` with synchronous multi-worker "
-                         "training: every worker takes part in every step, so none can start "
-                         "later (TF-Slim requires 0 with a sync optimizer too). Expected 0. "
-                         f"Received startup_delay_steps={config.startup_delay_steps}.")
     rt.configure_determinism(config.seed)
     precision, reason = rt.choose_precision(config.precision, config.model)
     settings = {**config.to_dict(), "data_dir": None, "precision": precision}  # data may move
@@ -202,6 +197,14 @@ def _setup_runtime(config):
                          "precision `auto` chose differently on different hardware). Expected the "
                          "same command line and config on every worker (only TF_CONFIG's task index "
                          "and --data-dir may differ); on mixed hardware set --precision.")
+    # Checks that need the strategy come after the agreement above, so that every worker of a
+    # multi-worker run refuses the same settings together (instead of one waiting for the other).
+    check_global_batch(strategy, config.batch_size)  # before data and model are built
+    if config.startup_delay_steps and num_workers(strategy) > 1:
+        raise ValueError("Invalid value for `startup_delay_steps` with synchronous multi-worker "
+                         "training: every worker takes part in every step, so none can start "
+                         "later (TF-Slim requires 0 with a sync optimizer too). Expected 0. "
+                         f"Received startup_delay_steps={config.startup_delay_steps}.")
     return {"strategy": strategy, "chief": is_chief(strategy), "threads": threads,
             "precision": precision, "precision_reason": reason}
 

@@ -299,9 +299,12 @@ def test_slimkit_train_mirrored_matches_one_device(tmp_path, mnist_dir):
 
 
 def test_slimkit_train_refuses_a_batch_the_replicas_cannot_share(tmp_path, mnist_dir):
-    done = slimkit_train(tmp_path / "odd", "mirrored", "--batch-size", "101")
+    """Refused as soon as the strategy is known: before data, model or logdir are made."""
+    done = slimkit_train(tmp_path / "odd", "mirrored", "--batch-size", "101",
+                         "--data-dir", str(tmp_path / "no-data-here"))  # not loaded yet
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
         "slimkit train: error: Invalid global batch size 101 for 2 replicas: it must be divisible by "
         "the number of replicas so each gets the same share. Use a batch size that is a multiple of "
         "2, e.g. --batch-size 100.")
+    assert not (tmp_path / "odd").exists()
