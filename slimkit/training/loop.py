@@ -94,7 +94,7 @@ def train(config, train_step_fn=None, log_stream=None):
                                  f"({run.checkpoints.latest}): nothing to train. Evaluate it with "
                                  f"`slimkit eval {logdir}`, or pass a larger --steps to train on.")
                 return {"global_step": step, "stopped": "already_done", "logdir": logdir,
-                        "checkpoint": run.checkpoints.latest, "precision": runtime["precision"]}
+                        "checkpoint": run.restored_from, "precision": runtime["precision"]}
             # --- step, summarize, checkpoint, stop
             step, stopped, last = _train_steps(run, step, progress, started)
             path = _save(run, progress)  # the final checkpoint
@@ -102,7 +102,8 @@ def train(config, train_step_fn=None, log_stream=None):
             metrics = {"global_step": step, "train_loss": last["loss"],
                        "train_accuracy": last["accuracy"],
                        "examples_per_sec": round(progress.examples_per_sec(), 1),
-                       "precision": runtime["precision"], "checkpoint": path, "logdir": logdir,
+                       "precision": runtime["precision"], "checkpoint": run.in_logdir(path),
+                       "logdir": logdir,
                        "stopped": stopped}
             if stopped in ("SIGINT", "SIGTERM"):
                 progress.message(f"stopped by {stopped} at step {step}; saved {path}. Run the "
@@ -287,9 +288,20 @@ class _Run:
         self.step_fn = (train_step_fn or make_train_step)(self.model, self.loss_fn, self.optimizer,
                                                           strategy, options)
         self.out_dir = worker_logdir(config.resolved_logdir(), strategy)
+        self.restored_from = None  # the logdir checkpoint this run resumed from (see _restore)
         self.checkpoints = ckpt_lib.Checkpoints(
             ckpt_lib.make_checkpoint(self.model, self.optimizer, self.state, self.ema),
             self.state, self.out_dir, keep=config.keep, keep_best=config.keep_best)
+
+    def in_logdir(self, path):
+        """The logdir's checkpoint for ``path``, one of this process's saves (None stays None).
+
+        A non-chief worker saves into a scratch directory that it deletes at the end; the chief
+        saves the same step under the same name (``ckpt-<global step>``) in the logdir.
+        """
+        if self.chief or path is None:
+            return path
+        return os.path.join(self.config.resolved_logdir(), os.path.basename(path))
 
     def writer(self, name):
         """The TensorBoard writer of ``<logdir>/<name>`` (a no-op writer on non-chief workers)."""
@@ -333,6 +345,7 @@ def _restore(run, config, progress):
         if path is not None:
             run.checkpoints.checkpoint.restore(path).expect_partial()
     if path is not None:
+        run.restored_from = path
         if run.ema is not None and not has_object(path, "ema"):
             run.ema.reset()  # EMA newly turned on: start the average at the restored weights
         step = int(run.state.global_step.numpy())
@@ -392,7 +405,7 @@ def _nonfinite_error(run, images, labels, step):
         finding = diagnose_nonfinite(run.model, run.loss_fn, images, labels)
     except Exception as e:  # the diagnosis must not hide the error itself
         finding = f"(diagnosis failed: {type(e).__name__}: {e})"
-    latest = run.checkpoints.latest
+    latest = run.in_logdir(run.checkpoints.latest) or run.restored_from
     resume = (f"the last good checkpoint is {latest}, from which the logdir resumes" if latest
               else "no checkpoint was written before it, so a new run starts afresh")
     return NonFiniteLossError(

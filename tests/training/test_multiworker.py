@@ -210,12 +210,18 @@ def test_slimkit_train_on_two_workers_stays_in_sync_and_resumes(tmp_path, mnist_
     assert [n for n in written if n.startswith("ckpt-")] == [
         "ckpt-10.data-00000-of-00001", "ckpt-10.index", "ckpt-20.data-00000-of-00001", "ckpt-20.index"]
     assert "config.json" in written and "slimkit.lock" not in written
-    assert not other["checkpoint"].startswith(str(logdir))
+    # The non-chief's own saves went to a scratch dir it deleted; it reports the chief's checkpoint.
+    assert other["checkpoint"] == chief["checkpoint"]
 
     # Resume: every worker must restore the chief's checkpoint (step 20), then train to 30.
     chief, other = cluster_train(logdir, steps=30)
     assert chief["global_step"] == other["global_step"] == 30
+    assert other["checkpoint"] == chief["checkpoint"] == str(logdir / "ckpt-30")
     assert chief["test_loss"] == other["test_loss"]
+    # Already done: every worker names the logdir's checkpoint it restored.
+    chief, other = cluster_train(logdir, steps=30)
+    assert chief["stopped"] == other["stopped"] == "already_done"
+    assert other["checkpoint"] == chief["checkpoint"] == str(logdir / "ckpt-30")
 
     single = tmp_path / "single"
     subprocess.run(slimkit_train("--strategy", "one-device", "--logdir", str(single), "--steps", "30"),
@@ -255,7 +261,7 @@ def test_sigterm_to_one_worker_stops_the_whole_cluster_at_one_step(tmp_path, mni
     assert [p.returncode for p in procs] == [143, 143]
     assert chief["stopped"] == other["stopped"] == "SIGTERM"
     assert chief["global_step"] == other["global_step"] > 0
-    assert chief["checkpoint"] == str(logdir / f"ckpt-{chief['global_step']}")
+    assert chief["checkpoint"] == other["checkpoint"] == str(logdir / f"ckpt-{chief['global_step']}")
     assert tf.train.latest_checkpoint(str(logdir)) == chief["checkpoint"]
     assert not (logdir / "slimkit.lock").exists()
 
