@@ -84,13 +84,14 @@ def resolve(args):
 
 
 def run(args):
+    from slimkit.training.distribute import WorkerLostError
     from slimkit.training.loop import NonFiniteLossError, train
 
     config = resolve(args)
     stream = sys.stderr if args.json else sys.stdout
     try:
         metrics = train(config, log_stream=stream)
-    except NonFiniteLossError as e:
+    except (NonFiniteLossError, WorkerLostError) as e:
         print(f"slimkit train: error: {e}", file=sys.stderr)
         return 1
     if args.json:

@@ -37,6 +37,7 @@ Multi-worker training is a lock-step protocol; three rules keep the workers in s
   while the others wait for it in the next step's all-reduce.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -269,6 +270,76 @@ def same_on_all_workers(strategy, text):
                              strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None).numpy())
     # All equal <=> the variance of the digests is 0 (each of this worker's replicas adds one).
     return count * squares == total * total
+
+
+class WorkerLostError(RuntimeError):
+    """Another worker of a multi-worker run died or became unreachable; this one cannot go on."""
+
+
+# What a collective op raises when a peer is gone (measured with TF 2.21, SIGKILL of either
+# worker during training: UnavailableError "Collective ops is aborted by: Socket closed" within
+# a second). The others are what TensorFlow documents for aborted or timed-out collectives.
+_PEER_LOST = (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.CancelledError,
+              tf.errors.DeadlineExceededError)
+
+
+@contextlib.contextmanager
+def lost_workers_reported(strategy, logdir):
+    """Turns the failure of a collective op in a multi-worker run into one clear WorkerLostError.
+
+    When a worker dies (machine lost, process killed), every other worker's next all-reduce fails
+    with a TensorFlow error and a long traceback. Inside this block that error becomes a
+    :class:`WorkerLostError` saying what happened, which checkpoint of ``logdir`` is intact and how
+    to resume. Single-machine strategies are left alone: there such errors are not about peers.
+
+    Args:
+        strategy: The strategy from :func:`make_strategy`.
+        logdir: The run's logdir (the chief's checkpoints).
+
+    Raises:
+        WorkerLostError: From the TensorFlow error of a lost peer (chained as its cause).
+
+    Example:
+        >>> with lost_workers_reported(strategy, "runs/lenet"):
+        ...     strategy.run(step, args=per_replica)
+    """
+    if num_workers(strategy) <= 1:
+        yield
+        return
+    try:
+        yield
+    except (*_PEER_LOST, tf.errors.InternalError) as e:
+        if isinstance(e, tf.errors.InternalError) and "ollective" not in str(e.message):
+            raise  # an internal error of this worker, not a lost peer
+        raise WorkerLostError(_lost_worker_message(e, strategy, logdir)) from e
+
+
+def _lost_worker_message(error, strategy, logdir):
+    lines = [line.strip() for line in str(error.message).splitlines() if line.strip()]
+    # TensorFlow's message starts with "Graph execution error:" and the node; the cause follows,
+    # e.g. "Collective ops is aborted by: Socket closed", or "... The following tasks are
+    # unhealthy (stopped sending heartbeats):" with the task on the next line.
+    at = next((i for i, line in enumerate(lines) if "aborted by" in line or "peer" in line.lower()),
+              0)
+    reason = lines[at] if lines else ""
+    if reason.endswith(":") and at + 1 < len(lines):
+        reason = f"{reason} {lines[at + 1]}"
+    try:
+        latest = tf.train.latest_checkpoint(str(logdir))
+    except (tf.errors.OpError, OSError):
+        latest = None
+    if latest:
+        saved = (f"The last checkpoint in the logdir, {latest}, is intact (a checkpoint is listed "
+                 "only once it is complete)")
+    elif is_chief(strategy):
+        saved = f"No checkpoint had been written to {logdir} yet, so a restart begins at step 0"
+    else:
+        saved = (f"The chief's logdir {logdir} keeps its last complete checkpoint (it is not "
+                 "visible from this machine)")
+    return (f"Lost contact with another worker of this multi-worker run "
+            f"({type(error).__name__}: {reason}); every step needs all workers, so this one "
+            f"stopped too. {saved}. To resume, restart all workers with the same command; they "
+            "continue from that checkpoint.")
 
 
 def worker_logdir(logdir, strategy):

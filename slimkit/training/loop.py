@@ -57,6 +57,8 @@ def train(config, train_step_fn=None, log_stream=None):
     Raises:
         ValueError: For a bad setting, or a logdir that holds another model's or dataset's run.
         NonFiniteLossError: If the loss or the gradients stop being finite.
+        slimkit.training.distribute.WorkerLostError: If a worker of a multi-worker run dies; the
+            message names the logdir's intact checkpoint and says to restart all workers.
         slimkit.training.lock.LogdirLockedError: If another process trains into the logdir.
     """
     started = time.monotonic()
@@ -69,13 +71,16 @@ def train(config, train_step_fn=None, log_stream=None):
     _check_names(config)  # a typo is reported before anything is created in the logdir
     runtime = _setup_runtime(config)  # threads and strategy: before TensorFlow starts
     from slimkit.training.config import check_compatible, save_config
+    from slimkit.training.distribute import lost_workers_reported
     from slimkit.training.lock import LogdirLock
     from slimkit.training.progress import Progress
     from slimkit.training.runtime import op_determinism, precision_policy
 
     logdir, chief = config.resolved_logdir(), runtime["chief"]
     lock = LogdirLock(logdir) if chief else contextlib.nullcontext()
-    with op_determinism(config.deterministic), precision_policy(runtime["precision"]), lock:
+    lost_workers = lost_workers_reported(runtime["strategy"], logdir)  # multi-worker: a dead peer
+    with op_determinism(config.deterministic), precision_policy(runtime["precision"]), lock, \
+            lost_workers:
         check_compatible(config, logdir)
         run = _Run(config, runtime, train_step_fn)
         if chief:
@@ -185,15 +190,17 @@ def _final_evaluation(run, step, progress):
 def _setup_runtime(config):
     """Process-level set-up, in the order TensorFlow needs: threads, strategy, seeds, precision."""
     from slimkit.training import runtime as rt
-    from slimkit.training.distribute import (check_global_batch, is_chief, make_strategy,
-                                             num_workers, same_on_all_workers)
+    from slimkit.training.distribute import (check_global_batch, is_chief, lost_workers_reported,
+                                             make_strategy, num_workers, same_on_all_workers)
 
     threads = rt.configure_threads(config.intra_op_threads, config.inter_op_threads)
     strategy = make_strategy(config.strategy)
     rt.configure_determinism(config.seed)
     precision, reason = rt.choose_precision(config.precision, config.model)
     settings = {**config.to_dict(), "data_dir": None, "precision": precision}  # data may move
-    if not same_on_all_workers(strategy, json.dumps(settings, sort_keys=True, default=str)):
+    with lost_workers_reported(strategy, config.resolved_logdir()):
+        same = same_on_all_workers(strategy, json.dumps(settings, sort_keys=True, default=str))
+    if not same:
         raise ValueError("The workers of this multi-worker run have different settings (or "
                          "precision `auto` chose differently on different hardware). Expected the "
                          "same command line and config on every worker (only TF_CONFIG's task index "

@@ -6,6 +6,7 @@ to a one-device run on the same global batches, and only the chief may write the
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -283,3 +284,46 @@ def test_workers_started_with_different_settings_are_refused(tmp_path, mnist_dir
         assert err.strip().splitlines()[-1].startswith(
             "slimkit train: error: The workers of this multi-worker run have different settings")
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("victim", [1, 0], ids=["non-chief-killed", "chief-killed"])
+def test_a_killed_worker_stops_the_other_with_one_clear_line(tmp_path, mnist_dir, victim):
+    """SIGKILL of one worker (a lost machine): the survivor's next all-reduce fails; it must exit 1
+    with one line (what happened, the intact checkpoint, restart all workers), no traceback."""
+    logdir = tmp_path / "cluster"
+    logs = [tmp_path / f"worker{i}.err" for i in range(2)]
+    procs = []
+    for env, log in zip(tf_config_envs(2), logs):
+        with open(log, "w") as err:
+            procs.append(subprocess.Popen(
+                slimkit_train("--strategy", "multi-worker", "--logdir", str(logdir), "--steps",
+                              "100000000", "--log-every-n-steps", "20"),
+                env=env, stdout=subprocess.PIPE, stderr=err, text=True))
+    survivor = procs[1 - victim]
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while "saved " not in logs[0].read_text():  # the chief has written a checkpoint
+            assert time.monotonic() < deadline and procs[0].poll() is None, logs[0].read_text()[-2000:]
+            time.sleep(0.2)
+        procs[victim].kill()
+        survivor.communicate(timeout=TIMEOUT)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    err = logs[1 - victim].read_text()
+    assert survivor.returncode == 1, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    latest = tf.train.latest_checkpoint(str(logdir))
+    assert latest is not None and model_weights(latest)  # the logdir's checkpoint is readable
+    assert re.fullmatch(
+        r"slimkit train: error: Lost contact with another worker of this multi-worker run "
+        r"\(\w+Error: .+\); every step needs all workers, so this one stopped too\. The last "
+        r"checkpoint in the logdir, (\S+), is intact \(a checkpoint is listed only once it is "
+        r"complete\)\. To resume, restart all workers with the same command; they continue from "
+        r"that checkpoint\.", last), last
+    # The chief may have saved once more before it noticed; the message names one of its checkpoints.
+    named = re.search(r"the logdir, (\S+), is intact", last).group(1)
+    assert os.path.dirname(named) == str(logdir) and os.path.exists(named + ".index")
