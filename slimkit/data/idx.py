@@ -19,6 +19,7 @@ Reading is one ``np.frombuffer`` over the decompressed bytes: no per-element Pyt
 """
 
 import gzip
+import math
 import os
 import zlib
 
@@ -91,7 +92,8 @@ def read_idx(path, ndim=None, shape=None):
         raise ValueError(f"{where}: expected dimensions {expected}, found "
                          f"{' x '.join(map(str, dims))}. Is this the right file?")
 
-    expected_size = header_size + int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    # exact Python integers: four dimensions of 2**32 - 1 overflow int64 (np.prod would wrap)
+    expected_size = header_size + math.prod(dims) * dtype.itemsize
     if len(data) != expected_size:
         problem = "truncated" if len(data) < expected_size else "longer than its header says"
         raise ValueError(f"{where}: expected {expected_size} bytes ({header_size}-byte header + "

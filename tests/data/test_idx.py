@@ -133,3 +133,15 @@ def test_corrupt_gzip(tmp_path, damage):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_idx(tmp_path / "nothing.gz")
+
+
+def test_huge_header_dimensions_do_not_overflow(tmp_path):
+    """Four dimensions of 2**32 - 1 doubles: 8 * (2**32 - 1)**4 bytes, far beyond int64."""
+    path = _write(tmp_path / "huge", bytes([0, 0, 0x0E, 4]) + b"\xff\xff\xff\xff" * 4)
+    dims = " x ".join(["4294967295"] * 4)
+    expected = 20 + (2 ** 32 - 1) ** 4 * 8
+    message = (f"Invalid IDX file {path}: expected {expected} bytes (20-byte header + {dims} "
+               f"double values), found 20 bytes. The file is truncated; delete it and download it "
+               f"again.")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        read_idx(path)
