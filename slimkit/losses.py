@@ -56,7 +56,7 @@ def sparse_softmax_cross_entropy(logits, labels):
 
     Args:
         logits: (N, num_classes), any float dtype (computed in float32).
-        labels: (N,) integer class ids in [0, num_classes).
+        labels: (N,) (or (N, 1)) integer class ids in [0, num_classes).
 
     Returns:
         A float32 scalar.
@@ -69,6 +69,8 @@ def sparse_softmax_cross_entropy(logits, labels):
     """
     logits = tf.cast(logits, tf.float32)
     labels = tf.cast(labels, tf.int32)
+    if labels.shape.rank == 2 and labels.shape[1] == 1:  # (N, 1) class ids, as TF-Slim accepts
+        labels = tf.squeeze(labels, axis=1)
     if labels.shape.rank is not None and labels.shape.rank != 1:
         raise ValueError("Invalid value for argument `labels`. Expected a 1-D tensor of class ids "
                          f"(N,). Received shape {labels.shape}; for one-hot labels use "

@@ -13,8 +13,9 @@ which builds AlexNet as a single tower on 224x224x3 images with SAME convolution
 see ``alexnet_paper``). Differences from the tutorial, which was a timing benchmark:
 - its filter counts were 64-192-384-256-256 ("one weird trick" sizes); these are the paper's;
 - it stopped at pool5; the paper's classifier (fc6-fc8 with dropout 0.5) is added;
-- its LRN used depth_radius=5 (a window of n=11 channels); this uses the paper's n=5
-  (``lrn(depth_radius=2, bias=2, alpha=1e-4, beta=0.75)``, see ``slimkit.layers.core.lrn``);
+- it left LRN out (a TODO in its code: no GPU kernel then); this has the paper's LRN after conv1
+  and conv2, n=5 (``lrn(depth_radius=2, bias=2, alpha=1e-4, beta=0.75)``, see
+  ``slimkit.layers.core.lrn``);
 - its weights came from a truncated normal with stddev 0.1, fine for timing but not for training
   eight ReLU layers without normalization; this uses He et al. (2015) initialization and zero
   biases, and the paper's weight decay 5e-4 (in TF-Slim's meaning, 5e-4 * sum(w**2) / 2).

@@ -85,6 +85,12 @@ def test_loss_argument_errors():
         losses.sparse_softmax_cross_entropy(LOGITS, ONEHOT)
 
 
+def test_sparse_labels_of_shape_n_by_1_are_class_ids_as_in_tf_slim():
+    column = np.asarray(LABELS).reshape(-1, 1)
+    np.testing.assert_allclose(float(losses.sparse_softmax_cross_entropy(LOGITS, column)),
+                               float(losses.sparse_softmax_cross_entropy(LOGITS, LABELS)), rtol=1e-7)
+
+
 def test_get_total_loss_adds_regularization_with_slims_l2_meaning():
     model = slim.get_model("deep_mnist", weight_decay=5e-4)
     data_loss = tf.constant(1.5)
