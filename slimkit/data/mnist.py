@@ -127,7 +127,8 @@ def dense_to_one_hot(labels, num_classes):
 
 
 def read_data_sets(train_dir=None, one_hot=False, dtype="float32", reshape=True,
-                   validation_size=5000, seed=None, dataset="mnist", download=True):
+                   validation_size=5000, seed=None, dataset="mnist", download=True, *,
+                   data_dir=None):
     """The tutorials' ``input_data.read_data_sets``: MNIST as ``Datasets(train, validation, test)``.
 
     Args:
@@ -140,12 +141,15 @@ def read_data_sets(train_dir=None, one_hot=False, dtype="float32", reshape=True,
         seed: seed of the shuffles (each split gets its own stream); None = fresh entropy.
         dataset: ``"mnist"`` or ``"fashion_mnist"``.
         download: fetch missing files from the mirrors (checksummed).
+        data_dir: keyword-only alias of ``train_dir`` (the name the rest of slimkit uses); give
+            one of the two.
 
     Returns:
         ``Datasets(train, validation, test)`` of :class:`DataSet`.
 
     Raises:
-        ValueError: ``validation_size`` out of range, a corrupt file, an unknown dataset.
+        ValueError: ``validation_size`` out of range, a corrupt file, an unknown dataset, or both
+            ``train_dir`` and ``data_dir`` given.
         FileNotFoundError: the files are missing and cannot be downloaded; says where to put them.
 
     Example:
@@ -153,7 +157,13 @@ def read_data_sets(train_dir=None, one_hot=False, dtype="float32", reshape=True,
         >>> mnist.train.num_examples, mnist.validation.num_examples, mnist.test.num_examples
         (55000, 5000, 10000)
         >>> batch_xs, batch_ys = mnist.train.next_batch(100)  # (100, 784), (100, 10)
+        >>> mnist = read_data_sets(data_dir="MNIST_data", one_hot=True, validation_size=5000)
     """
+    if train_dir is not None and data_dir is not None:
+        raise ValueError(f"read_data_sets() got both `train_dir` and `data_dir` (train_dir="
+                         f"{train_dir!r}, data_dir={data_dir!r}). Expected one of them: they name "
+                         f"the same folder (`data_dir` is an alias of the tutorial's `train_dir`).")
+    train_dir = data_dir if train_dir is None else train_dir
     info = get_dataset_info(dataset)
     check_validation_size(validation_size, info.num_train)
     splits = load_arrays(info.name, train_dir, validation_size=validation_size, download=download)

@@ -122,3 +122,22 @@ def test_bad_batch_size():
             "Invalid value for argument `batch_size`. Expected an integer between 1 and 5 (the "
             "number of examples). Received batch_size=6.")):
         ds.next_batch(6)
+
+
+def test_data_dir_keyword_is_an_alias_of_train_dir(mnist_dir, monkeypatch, tmp_path):
+    # an empty root and cache: only the folder passed can provide the files
+    monkeypatch.setenv("SLIMKIT_DATA_DIR", str(tmp_path / "root"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    by_keyword = read_data_sets(data_dir=mnist_dir, one_hot=True, validation_size=5000,
+                                download=False)
+    by_position = read_data_sets(mnist_dir, True, validation_size=5000, download=False)
+    assert by_keyword.train.num_examples == by_position.train.num_examples == 55000
+    np.testing.assert_array_equal(by_keyword.test.labels, by_position.test.labels)
+
+
+def test_train_dir_and_data_dir_together_are_an_error(tmp_path):
+    with pytest.raises(ValueError, match="^" + re.escape(
+            "read_data_sets() got both `train_dir` and `data_dir` (train_dir='a', "
+            "data_dir='b'). Expected one of them: they name the same folder (`data_dir` is an "
+            "alias of the tutorial's `train_dir`).") + "$"):
+        read_data_sets("a", data_dir="b")
