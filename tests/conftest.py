@@ -1,14 +1,24 @@
 """Shared fixtures.
 
-Real data only: MNIST comes from the data root the product itself would use (``SLIMKIT_DATA_DIR``;
-CI points it at ../shared/data). When it is unset and the checkout sits beside ../shared/data, that
-folder is used, so `pytest` works the same in a developer's clone and in CI.
+Real data only, never downloaded by the tests. MNIST comes from, in order:
+
+1. ``$SLIMKIT_DATA_DIR`` (CI points it at ../shared/data);
+2. ../shared/data beside this checkout, when ``SLIMKIT_DATA_DIR`` is unset, so `pytest` works the
+   same in a developer's clone and in CI;
+3. wherever slimkit itself would read it (:func:`slimkit.data.registry.locate`): the user cache
+   ``$XDG_CACHE_HOME/slimkit/mnist`` or ``~/.cache/slimkit/mnist``, where the quick-start's
+   ``slimkit train`` downloads it on a fresh machine.
+
+The root found is exported as ``SLIMKIT_DATA_DIR`` so in-process code and subprocesses read the same
+files even when a test moves ``XDG_CACHE_HOME``.
 """
 
 import os
 import pathlib
 
 import pytest
+
+from slimkit.data import registry
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 _SHARED = REPO.parent / "shared" / "data"
@@ -18,17 +28,30 @@ if "SLIMKIT_DATA_DIR" not in os.environ and (_SHARED / "mnist").is_dir():
     os.environ["SLIMKIT_DATA_DIR"] = str(_SHARED)
 
 
+def _find_mnist():
+    """The folder holding MNIST by the product's own rules (no download), or None."""
+    folder, _ = registry.locate("mnist")
+    return folder if registry.holds_dataset(folder, "mnist") else None
+
+
+_MNIST = _find_mnist()
+if _MNIST is not None:
+    os.environ["SLIMKIT_DATA_DIR"] = str(_MNIST.parent)  # a data root: <root>/mnist/
+
+
 @pytest.fixture(scope="session")
 def data_root():
     """The data root (one folder per dataset), as the product resolves it."""
-    root = os.environ.get("SLIMKIT_DATA_DIR")
-    if not root or not (pathlib.Path(root) / "mnist").is_dir():
-        pytest.fail("MNIST not found: set SLIMKIT_DATA_DIR to a folder holding mnist/ with the four "
-                    "IDX files (CI uses ../shared/data)")
-    return pathlib.Path(root)
+    if _MNIST is None:
+        looked = ", ".join(str(path) for _, path in registry.candidate_dirs("mnist"))
+        pytest.fail(f"MNIST not found (looked in {looked}; the tests never download). Expected "
+                    "the four IDX files in <root>/mnist/: set SLIMKIT_DATA_DIR to that root "
+                    "(CI uses ../shared/data), or run the quick-start's `slimkit train` once to "
+                    "download MNIST into the user cache.")
+    return _MNIST.parent
 
 
 @pytest.fixture(scope="session")
 def mnist_dir(data_root):
     """The folder holding MNIST's four original IDX files (never copied into the repo)."""
-    return data_root / "mnist"
+    return _MNIST
