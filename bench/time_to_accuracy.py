@@ -19,8 +19,9 @@ of deep-mnist-fast (``fast-4ep``, ``fast-b256``, ``fast-fp32``, ... see VARIANTS
 ``--max-time S`` a run stops after S seconds and its full wall time is *projected* from its
 measured speed (marked ``projected`` in the results).
 
-Results accumulate in ``bench/results/time_to_accuracy.{json,md}``: a new run replaces the one
-with the same label and seed. Text below the line ``<!-- notes -->`` of the .md is kept.
+Results accumulate in ``bench/results/time_to_accuracy.{json,md}`` (``--name`` picks another file,
+one per kind of machine): a new run replaces the one with the same label and seed. Text below the
+line ``<!-- notes -->`` of the .md is kept.
 """
 
 import argparse
@@ -130,6 +131,9 @@ def main():
     parser.add_argument("--no-wait", action="store_true", help="don't wait for a quiet machine")
     parser.add_argument("--max-wait", type=float, default=600,
                         help="seconds to wait at most for a 1-min load < 1.5 before measuring")
+    parser.add_argument("--name", default="time_to_accuracy",
+                        help="results file name: runs of another kind of machine go to a file of "
+                             "their own (each file describes one machine)")
     args = parser.parse_args()
     common.data_root()
     labels = [x for x in args.runs.split(",") if x]
@@ -145,7 +149,7 @@ def main():
                     seeds[:1]):
                 continue
             plan.append((label, seed))
-    name = "time_to_accuracy" + ("_quick" if args.quick else "")
+    name = args.name + ("_quick" if args.quick else "")
     old = common.RESULTS_DIR / f"{name}.json"
     payload = json.loads(old.read_text()) if old.exists() else {"benchmark": "time_to_accuracy",
                                                                 "runs": []}
