@@ -5,6 +5,10 @@ For each dataset the table shows the folder that ``slimkit train --dataset NAME`
 :mod:`slimkit.data.registry`), which rule chose it, and the state of the files there: present and
 checksum-verified, missing (to be downloaded, from which host), or corrupt (checksum mismatch).
 
+``--data-dir`` must be a folder (or a path where one can be made); a file is an error, exit 2. When
+``$SLIMKIT_DATA_DIR`` holds the files itself instead of ``mnist/``, a note says to point it at the
+folder above.
+
 Exit code 0, or 1 when a file that is present fails its checksum (so scripts can check a data
 folder with ``slimkit datasets mnist --data-dir DIR``). Imports no TensorFlow.
 """
@@ -39,6 +43,9 @@ def run(args):
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
     print("\ntrain = the training file; 5,000 of it are held out for validation by default. "
           "Offline: put the files in the folder shown (README: 'Where data comes from').")
+    hint = None if args.data_dir else registry.data_root_mistake()
+    if hint:
+        print(f"Note: {hint}")
     return 1 if corrupt else 0
 
 

@@ -7,9 +7,11 @@ an MNIST-format dataset is adding one entry to ``_DATASETS``.
 Where files are read from (:func:`resolve_data_dir`), first match wins:
 
 1. ``data_dir=`` / ``--data-dir``: the folder that holds the files themselves, like the tutorial's
-   ``MNIST_data``. When given, it is always used (missing files are downloaded into it).
+   ``MNIST_data``. When given, it is always used (missing files are downloaded into it); a file
+   there is an error (:func:`check_data_dir`).
 2. ``$SLIMKIT_DATA_DIR/<name>/``: a data root with one folder per dataset (``mnist/``,
-   ``fashion_mnist/``), e.g. a shared read-only copy.
+   ``fashion_mnist/``), e.g. a shared read-only copy. Pointed at ``mnist/`` itself, it is passed
+   over with a hint saying to point it at the folder above (:func:`data_root_mistake`).
 3. The user cache ``$XDG_CACHE_HOME/slimkit/<name>/`` (default ``~/.cache/slimkit/<name>/``).
 4. A system copy installed by the operating system, if any: Debian's ``dataset-fashion-mnist``
    package puts Fashion-MNIST in ``/usr/share/datasets/fashion-mnist``.
@@ -26,6 +28,7 @@ import dataclasses
 import difflib
 import os
 import pathlib
+import warnings
 
 import numpy as np
 
@@ -210,7 +213,7 @@ def candidate_dirs(name, data_dir=None):
     """
     info = get_dataset_info(name)
     if data_dir is not None:
-        return [("--data-dir", pathlib.Path(data_dir).expanduser())]
+        return [("--data-dir", check_data_dir(data_dir))]
     found = []
     root = os.environ.get("SLIMKIT_DATA_DIR")
     if root:
@@ -218,6 +221,50 @@ def candidate_dirs(name, data_dir=None):
     found.append(("cache", cache_root() / info.name))
     found.extend(("system", pathlib.Path(d)) for d in info.system_dirs)
     return found
+
+
+def check_data_dir(data_dir):
+    """``data_dir`` as a ``pathlib.Path``, checked to be a folder or a path where one can be made.
+
+    Raises:
+        NotADirectoryError: ``data_dir``, or the nearest existing path above it, is a file. The
+            message names it and says what was expected.
+    """
+    path = pathlib.Path(data_dir).expanduser()
+    # the nearest part of the path that exists must be a folder (the rest is made on download)
+    existing = next((p for p in (path, *path.parents) if os.path.exists(p)), None)
+    if existing is None or existing.is_dir():
+        return path
+    kind = "a file" if existing.is_file() else "not a folder"
+    where = f"it is {kind}" if existing == path else f"{existing} is {kind}"
+    raise NotADirectoryError(
+        f"Invalid data folder {path}: {where}. Expected a folder that holds a dataset's files "
+        f"(like the tutorial's MNIST_data), or one that can be created to download them into; "
+        f"pass --data-dir / data_dir= such a folder.")
+
+
+def data_root_mistake():
+    """A hint when ``$SLIMKIT_DATA_DIR`` holds dataset files itself instead of one folder each.
+
+    ``SLIMKIT_DATA_DIR`` is a data root (``<root>/mnist/``, ``<root>/fashion_mnist/``); pointing it
+    at ``mnist/`` itself is a common mistake, which makes slimkit look in ``mnist/mnist/``.
+
+    Returns:
+        The hint (one sentence saying what to set instead), or None when there is no such mistake.
+    """
+    root = os.environ.get("SLIMKIT_DATA_DIR")
+    if not root:
+        return None
+    root = pathlib.Path(root).expanduser()
+    if not any(holds_dataset(root, n) for n in _DATASETS):
+        return None
+    if root.name in _DATASETS:
+        return (f"SLIMKIT_DATA_DIR={root} holds the files directly; it should be the folder "
+                f"above it: SLIMKIT_DATA_DIR={root.parent} (a data root with one folder per "
+                f"dataset: {root.parent}/{root.name}/), or pass --data-dir {root}.")
+    return (f"SLIMKIT_DATA_DIR={root} holds dataset files directly; it should be a data root "
+            f"with one folder per dataset: move them into {root}/mnist/ (or fashion_mnist/), or "
+            f"pass --data-dir {root}.")
 
 
 def find_file(folder, data_file):
@@ -284,6 +331,7 @@ def load_arrays(name, data_dir=None, validation_size=5000, download=True):
 
     Raises:
         ValueError: unknown name, bad ``validation_size``, or a corrupt/wrong file.
+        NotADirectoryError: ``data_dir`` is a file.
         FileNotFoundError: files missing and ``download=False`` (or every mirror failed).
 
     Example:
@@ -296,7 +344,11 @@ def load_arrays(name, data_dir=None, validation_size=5000, download=True):
 
     info = get_dataset_info(name)
     check_validation_size(validation_size, info.num_train)
-    folder = resolve_data_dir(info.name, data_dir)
+    folder, source = locate(info.name, data_dir)
+    hint = data_root_mistake() if data_dir is None and source != "SLIMKIT_DATA_DIR" else None
+    if hint:  # else the files the user pointed at are silently ignored (and downloaded again)
+        warnings.warn(f"{hint} Reading {info.name} from {folder} ({source}) instead.",
+                      stacklevel=2)
     if download:
         _download.ensure_files(info.name, folder)
     else:

@@ -118,3 +118,26 @@ def test_uncompressed_copies_are_found_and_verified(tmp_path, mnist_dir):
     assert resolve_data_dir("mnist", folder) == folder
     splits = load_arrays("mnist", folder, download=False)
     assert splits.test.labels[:5].tolist() == [7, 2, 1, 0, 4]
+
+
+def test_data_root_pointing_at_the_dataset_folder_warns_when_loading(isolated, mnist_dir,
+                                                                      monkeypatch):
+    folder = _link_dataset(mnist_dir, isolated / "data" / "mnist")
+    monkeypatch.setenv("SLIMKIT_DATA_DIR", str(folder))
+    cache = isolated / "cache" / "slimkit" / "mnist"
+    with pytest.warns(UserWarning, match="^" + re.escape(
+            f"SLIMKIT_DATA_DIR={folder} holds the files directly; it should be the folder above "
+            f"it: SLIMKIT_DATA_DIR={folder.parent} (a data root with one folder per dataset: "
+            f"{folder.parent}/mnist/), or pass --data-dir {folder}. Reading mnist from {cache} "
+            f"(cache) instead.") + "$"):
+        with pytest.raises(DownloadError):
+            load_arrays("mnist", download=False)
+
+
+def test_data_dir_that_is_a_file(tmp_path):
+    blocker = tmp_path / "train-images-idx3-ubyte.gz"
+    blocker.write_bytes(b"")
+    with pytest.raises(NotADirectoryError, match="^" + re.escape(
+            f"Invalid data folder {blocker}: it is a file. Expected a folder that holds a "
+            f"dataset's files")):
+        load_arrays("mnist", blocker, download=False)

@@ -73,3 +73,43 @@ def test_subprocess_without_tensorflow(env, mnist_dir):
     assert result.returncode == 0, result.stderr
     assert f"{mnist_dir} (SLIMKIT_DATA_DIR)  present, checksums verified" in result.stdout
     assert result.stdout.rstrip().endswith("no tensorflow")
+
+
+@pytest.mark.parametrize("inside", [False, True])
+def test_data_dir_that_is_a_file_is_an_error(env, capsys, inside):
+    blocker = env / "passwd"
+    blocker.write_text("root:x:0:0\n")
+    data_dir = blocker / "mnist" if inside else blocker
+    where = f"{blocker} is a file" if inside else "it is a file"
+    assert main(["datasets", "--data-dir", str(data_dir)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (f"slimkit datasets: error: Invalid data folder {data_dir}: {where}. "
+                            "Expected a folder that holds a dataset's files (like the tutorial's "
+                            "MNIST_data), or one that can be created to download them into; pass "
+                            "--data-dir / data_dir= such a folder.\n")
+    assert captured.out == ""
+
+
+def test_slimkit_data_dir_at_the_dataset_folder_itself_gets_a_hint(env, capsys, mnist_dir,
+                                                                   monkeypatch):
+    folder = _linked_copy(mnist_dir, env / "mnist")
+    monkeypatch.setenv("SLIMKIT_DATA_DIR", str(folder))
+    assert main(["datasets", "mnist"]) == 0
+    out = capsys.readouterr().out
+    assert f"{env / 'cache' / 'slimkit' / 'mnist'} (cache)" in out  # mnist/mnist/ is not there
+    assert out.splitlines()[-1] == (
+        f"Note: SLIMKIT_DATA_DIR={folder} holds the files directly; it should be the folder above "
+        f"it: SLIMKIT_DATA_DIR={env} (a data root with one folder per dataset: {env}/mnist/), or "
+        f"pass --data-dir {folder}.")
+    assert main(["datasets", "mnist", "--data-dir", str(folder)]) == 0
+    assert "Note:" not in capsys.readouterr().out  # --data-dir wins; SLIMKIT_DATA_DIR is unused
+
+
+def test_data_root_hint_for_a_folder_of_another_name(env, capsys, mnist_dir, monkeypatch):
+    folder = _linked_copy(mnist_dir, env / "MNIST_data")
+    monkeypatch.setenv("SLIMKIT_DATA_DIR", str(folder))
+    assert main(["datasets"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"Note: SLIMKIT_DATA_DIR={folder} holds dataset files directly; it should be a data root "
+        f"with one folder per dataset: move them into {folder}/mnist/ (or fashion_mnist/), or "
+        f"pass --data-dir {folder}.")
