@@ -36,8 +36,9 @@ _BANNER = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[I
                      r"E\d{4} .*(failed call to cuInit|Unable to register cu)|To enable the following "
                      r"instructions|oneDNN custom operations)")
 
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-               PermissionError, FileExistsError)
+# Every OSError is the user's environment (missing, unwritable or full disk, name too long, a file
+# where a folder belongs), never slimkit's bug: one line naming the path, like a ValueError.
+USER_ERRORS = (ValueError, OSError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,11 +54,14 @@ def build_parser():
     parser = _Parser(prog="slimkit", description="Define, train, evaluate and look inside image "
                      "classifiers, the TF-Slim way, on TensorFlow 2 and Keras 3.")
     parser.add_argument("--version", action="version", version=f"slimkit {__version__}")
+    # Not `required`: argparse would report a missing COMMAND before an unrecognized option
+    # (`slimkit --bogus` said only "required: COMMAND"); _parse checks both, unknown ones first.
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
+    parser.subcommands = {}
     for name, help_text in COMMANDS.items():
         module = importlib.import_module(f"slimkit.cli.{_MODULES.get(name, name)}")
-        p = sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
+        p = parser.subcommands[name] = sub.add_parser(
+            name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
         module.configure(p)
         p.set_defaults(_run=module.run)
     return parser
@@ -66,8 +70,7 @@ def build_parser():
 def main(argv=None):
     # TensorFlow's C++ start-up banners (oneDNN, CUDA stubs) are noise for a command-line user.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(build_parser(), argv)
     prog = f"slimkit {args.command}"
     if args.command in _TF_COMMANDS and os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0" \
             and not os.environ.get("SLIMKIT_DEBUG"):
@@ -84,11 +87,34 @@ def main(argv=None):
         return 130
 
 
+def _parse(parser, argv):
+    """``parser.parse_args``, but an unrecognized argument is named even when COMMAND is missing."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command is None:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}. Expected a COMMAND first, one "
+                     f"of: {', '.join(COMMANDS)}")
+    if unknown:  # `slimkit train --bogus`: the subcommand's usage error
+        parser.subcommands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command is None:
+        parser.error(f"the following arguments are required: COMMAND, one of: "
+                     f"{', '.join(COMMANDS)}")
+    return args
+
+
 def _one_line(error):
-    """`[Errno 2] No such file or directory: 'x'` becomes `No such file or directory: x`."""
-    if isinstance(error, OSError) and error.strerror and error.filename:
-        return f"{error.strerror}: {error.filename}"
-    return str(error)
+    """`[Errno 2] No such file or directory: 'x'` becomes `No such file or directory: x`.
+
+    A rename's two paths are both named (``a -> b``); an OSError raised with a message of our own
+    (one argument) is shown as is.
+    """
+    text = str(error)
+    if isinstance(error, OSError) and error.strerror:
+        text = error.strerror
+        if error.filename is not None:
+            text += f": {os.fsdecode(error.filename)}"
+        if error.filename2 is not None:
+            text += f" -> {os.fsdecode(error.filename2)}"
+    return text
 
 
 def _import_tensorflow_quietly():

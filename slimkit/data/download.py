@@ -31,6 +31,7 @@ Progress. On a terminal, one self-updating line per file; otherwise one line whe
 and one when it ends, so CI logs stay readable.
 """
 
+import errno
 import gzip
 import hashlib
 import http.client
@@ -46,6 +47,9 @@ from slimkit.data.registry import find_file, get_dataset_info
 
 TIMEOUT = 60  # seconds without data before a mirror is given up
 _CHUNK = 1 << 16
+# Errors of the local folder (not of the network): every mirror would fail the same way.
+_LOCAL_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG,
+                 errno.ENAMETOOLONG}
 
 
 class DownloadError(FileNotFoundError):
@@ -117,7 +121,8 @@ def ensure_files(name, folder, mirrors=None):
     Raises:
         ChecksumError: a file already in ``folder`` has the wrong checksum.
         DownloadError: a file could not be fetched from any mirror.
-        PermissionError: ``folder`` cannot be created or written.
+        OSError: ``folder`` cannot be created or written (a ``PermissionError`` when access is
+            denied; also a read-only or full disk); the message names the folder and the fix.
 
     Example:
         >>> ensure_files("mnist", "MNIST_data")  # downloads the four files once
@@ -192,10 +197,24 @@ def _where_to_put(info, folder, files, why):
             f"too), or point --data-dir / SLIMKIT_DATA_DIR at a folder that holds them.")
 
 
+def _unwritable(folder, data_file, error):
+    """The error for a download folder that cannot be written (no mirror would do better)."""
+    return type(error)(
+        f"Cannot write {data_file.name} into the folder {folder} ({error.strerror or error}). "
+        f"Expected a writable folder with free space: pass --data-dir / data_dir= a writable "
+        f"folder (or set XDG_CACHE_HOME), or put the files in {folder} yourself.")
+
+
 def _download(url, folder, data_file):
-    """Fetches one file to a temporary name, renamed when the MD5 matches; None or an error."""
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{data_file.name}.", suffix=".part")
+    """Fetches one file to a temporary name, renamed when the MD5 matches; None or an error.
+
+    Raises:
+        OSError: the folder cannot be written (permission, read-only or full disk); see
+            :func:`_unwritable`. Network errors are returned, so the next mirror is tried.
+    """
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{data_file.name}.", suffix=".part")
         md5 = hashlib.md5()
         with os.fdopen(fd, "wb") as out:
             with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
@@ -222,6 +241,8 @@ def _download(url, folder, data_file):
     except urllib.error.URLError as e:
         return f"cannot connect ({getattr(e.reason, 'strerror', None) or e.reason})"
     except (OSError, ValueError, http.client.HTTPException) as e:
+        if getattr(e, "errno", None) in _LOCAL_ERRNOS:
+            raise _unwritable(folder, data_file, e) from None
         # time-out, reset connection, cut-short body (IncompleteRead), malformed URL
         return f"{type(e).__name__}: {e}"
     finally:

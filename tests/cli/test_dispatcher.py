@@ -1,6 +1,7 @@
 """The `slimkit` command itself: help, one-line errors, exit codes, start-up cost, `board`."""
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -17,15 +18,25 @@ def run_cli(*argv, timeout=60):
                           timeout=timeout)
 
 
-def test_help_lists_every_subcommand_with_its_help(capsys):
+def test_help_lists_every_subcommand_with_its_help(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # argparse wraps at the terminal width; keep one line each
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for name in ("train", "eval", "predict", "inspect", "export", "models", "datasets", "board"):
-        assert name in COMMANDS
-        assert f"    {name} " in out
-        assert COMMANDS[name].split()[0] in out
+    listed = dict(re.findall(r"^    (\w+) +(\S.*)$", out, flags=re.MULTILINE))
+    expected = {
+        "train": "train a model and write checkpoints and TensorBoard logs to a logdir",
+        "eval": "evaluate a checkpoint (or a logdir's latest) on a dataset split",
+        "predict": "classify image files with a trained checkpoint (probabilities and answers)",
+        "inspect": "look inside a model: tensor shapes, weights, biases, gradients, activations",
+        "export": "export a trained model as a SavedModel or Keras file",
+        "models": "list the registered models with input shape, parameters and FLOPs",
+        "datasets": "list the datasets, their sizes and where they would be read from",
+        "board": "start TensorBoard on a logdir",
+    }
+    assert listed == expected  # each name on its own line with its full help, no others
+    assert COMMANDS == expected
 
 
 def test_unknown_subcommand_is_one_line_and_exit_2():
@@ -42,7 +53,25 @@ def test_missing_subcommand_is_exit_2(capsys):
     with pytest.raises(SystemExit) as e:
         main([])
     assert e.value.code == 2
-    assert "the following arguments are required: COMMAND" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "slimkit: error: the following arguments are required: COMMAND, one of: train, eval, "
+        "predict, inspect, export, models, datasets, board (see 'slimkit --help')\n")
+
+
+def test_unrecognized_option_without_a_command_is_named():
+    result = run_cli("--bogus")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "slimkit: error: unrecognized arguments: --bogus. Expected a COMMAND first, one of: "
+        "train, eval, predict, inspect, export, models, datasets, board (see 'slimkit --help')"]
+
+
+def test_unrecognized_option_of_a_command_names_the_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["datasets", "--bogus", "mnist"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == ("slimkit datasets: error: unrecognized arguments: --bogus "
+                                       "(see 'slimkit datasets --help')\n")
 
 
 def test_help_does_not_import_tensorflow():
