@@ -21,6 +21,7 @@ Only model variables are restored (weights and batch-norm statistics), not the o
 or the global step: fine-tuning starts a new run at step 0.
 """
 
+import contextlib
 import os
 import re
 
@@ -50,7 +51,8 @@ def restore_for_finetuning(model, path, exclude_scopes=()):
         ValueError: If a scope matches no variable (the message lists the model's scopes), if
             the checkpoint is of another architecture, or if non-excluded variables are missing
             from the checkpoint or have other shapes (each named with both shapes, and the
-            ``--checkpoint-exclude-scopes`` that would leave them out).
+            ``--checkpoint-exclude-scopes`` that would leave them out), or if its files are
+            corrupt (truncated, or not a checkpoint at all): the message names the file.
 
     Example:
         >>> model = slimkit.get_model("lenet", num_classes=5)
@@ -58,7 +60,8 @@ def restore_for_finetuning(model, path, exclude_scopes=()):
         'restored 6 variables (conv1, conv3, fc3) from runs/lenet-mnist/ckpt-2000; kept the fresh initialization of 2 under fc4'
     """
     exclude_scopes = _check_scopes(model, exclude_scopes, "checkpoint_exclude_scopes", model.weights)
-    source, pairs = _read_source(model, path)
+    with _readable(path):
+        source, pairs = _read_source(model, path)
     restore, excluded, problems = [], [], []
     for variable, entry in pairs:
         name = variable.path
@@ -77,8 +80,10 @@ def restore_for_finetuning(model, path, exclude_scopes=()):
             f"Cannot warm-start from {source}: {'; '.join(problems)}. Leave these layers' fresh "
             f"initialization with --checkpoint-exclude-scopes {','.join(scopes)} (in Python, "
             f"checkpoint_exclude_scopes={scopes!r}), or use a checkpoint of the same model.")
-    for variable, load in restore:
-        variable.assign(load())
+    with _readable(path):
+        values = [(variable, load()) for variable, load in restore]  # all read before any assign
+    for variable, value in values:
+        variable.assign(value)
     restored_layers = ", ".join(dict.fromkeys(_top_scope(v.path) for v, _ in restore))
     text = f"restored {len(restore)} variables ({restored_layers or 'none'}) from {source}"
     if excluded:
@@ -110,6 +115,35 @@ def select_trainable(model, trainable_scopes):
         return variables
     scopes = _check_scopes(model, trainable_scopes, "trainable_scopes", variables)
     return [v for v in variables if any(v.path.startswith(scope) for scope in scopes)]
+
+
+@contextlib.contextmanager
+def _readable(path):
+    """Turns the errors of reading a corrupt checkpoint or weights file into one clear ValueError.
+
+    TensorFlow raises ``OpError`` for a damaged index and ``IndexError`` for a truncated data
+    file; h5py raises ``OSError`` for a file that is not HDF5. A missing file stays a
+    FileNotFoundError with its own message.
+    """
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except (tf.errors.OpError, IndexError, OSError) as e:
+        path = os.fspath(path)
+        reason = " ".join((getattr(e, "message", None) or str(e) or type(e).__name__).split())
+        if path.endswith(_KERAS_WEIGHTS):
+            raise ValueError(
+                f"Cannot read Keras weights file {path}: {reason}. It is corrupt or not a weights "
+                "file (a cut-off download or copy, another format). Expected a file written by "
+                "model.save_weights('name.weights.h5'); pass an intact one to --checkpoint-path."
+            ) from None
+        prefix = tf.train.latest_checkpoint(path) if os.path.isdir(path) else path
+        raise ValueError(
+            f"Cannot read checkpoint {prefix}: its files ({prefix}.index, "
+            f"{prefix}.data-00000-of-00001) are corrupt or incomplete ({reason}). Expected an "
+            "intact TensorFlow checkpoint; pass another to --checkpoint-path (e.g. an earlier "
+            "ckpt-N of the same run).") from None
 
 
 def _check_scopes(model, scopes, argument, variables):

@@ -119,6 +119,45 @@ def test_missing_checkpoint_paths_say_what_was_expected(tmp_path):
         restore_for_finetuning(model, tmp_path / "nope.weights.h5")
 
 
+def test_junk_weights_file_is_named_with_the_fix(tmp_path):
+    junk = tmp_path / "bad.weights.h5"
+    junk.write_text("junk")
+    with pytest.raises(ValueError) as info:
+        restore_for_finetuning(get_model("softmax_regression"), junk)
+    assert str(info.value) == (
+        f"Cannot read Keras weights file {junk}: Unable to synchronously open file (file signature "
+        "not found). It is corrupt or not a weights file (a cut-off download or copy, another "
+        "format). Expected a file written by model.save_weights('name.weights.h5'); pass an intact "
+        "one to --checkpoint-path.")
+
+
+def test_junk_checkpoint_index_is_named_with_the_fix(tmp_path):
+    prefix = tmp_path / "g"
+    (tmp_path / "g.index").write_text("junkjunk")
+    with pytest.raises(ValueError) as info:
+        restore_for_finetuning(get_model("softmax_regression"), prefix)
+    assert str(info.value) == (
+        f"Cannot read checkpoint {prefix}: its files ({prefix}.index, {prefix}.data-00000-of-00001) "
+        "are corrupt or incomplete (file is too short to be an sstable). Expected an intact "
+        "TensorFlow checkpoint; pass another to --checkpoint-path (e.g. an earlier ckpt-N of the "
+        "same run).")
+
+
+def test_truncated_checkpoint_data_assigns_nothing(tmp_path):
+    source = get_model("softmax_regression")
+    for v in source.weights:
+        v.assign(tf.fill(v.shape, 0.5))
+    prefix = tf.train.Checkpoint(model=source).save(str(tmp_path / "ckpt"))
+    os.truncate(prefix + ".data-00000-of-00001", 100)
+    model = get_model("softmax_regression")
+    fresh = values(model)
+    with pytest.raises(ValueError, match=rf"^Cannot read checkpoint {prefix}: its files .* are corrupt "
+                                         r"or incomplete \(Read less bytes than requested\)\."):
+        restore_for_finetuning(model, prefix)
+    for name, value in values(model).items():
+        np.testing.assert_array_equal(value, fresh[name], err_msg=name)
+
+
 def test_checkpoint_without_a_model_is_refused(tmp_path):
     path = tf.train.Checkpoint(step=tf.Variable(1)).save(str(tmp_path / "ckpt"))
     with pytest.raises(ValueError, match=r"is not a checkpoint of a Keras functional model: it has no "
