@@ -6,14 +6,25 @@ order. Either ``root/train/<class>/`` and ``root/val/<class>/`` (or ``validation
 splits, or the validation split is a seeded fraction of each class (stratified: every class keeps
 its share, and the choice depends only on ``seed`` and the sorted file names).
 
-Unreadable files are found when the folder is indexed, not mid-epoch. Reading every image would
-cost minutes on a large folder, so each file gets a structural check that reads a few bytes at
-both ends: a known signature (JPEG, PNG, GIF, BMP, whatever the extension says) and an intact end
-(JPEG's EOI marker, PNG's IEND chunk, GIF's trailer, BMP's declared size). Only files that fail the
-end check are decoded with TensorFlow to decide (a JPEG with bytes after its EOI marker is fine; a
-cut-off one is not). Files that fail are left out of the splits and reported in ONE warning that
-lists them (also kept in ``ImageFolder.skipped_files``). As a last line of defence the pipeline
-drops an element whose decoding still fails instead of stopping training.
+Unreadable files are found when the folder is indexed, never mid-epoch. A cheap structural check
+first rejects what is plainly not an image (empty, unknown signature, unreadable); then every other
+file is decoded once with the very op the pipeline uses (``tf.io.decode_image``, decode only, no
+resize), in parallel through tf.data. So a file whose header and trailer are intact but whose
+middle is corrupt (a JPEG with a bogus marker in its scan, a PNG with a damaged IDAT chunk) is
+caught too. Files that fail are left out of the splits and reported in ONE warning that lists them
+(also kept in ``ImageFolder.skipped_files``): the file counts behind the feed position (epoch,
+offset) are those of the images actually served, so resuming stays exact. A JPEG whose damage
+libjpeg only warns about ("Corrupt JPEG data: N extraneous bytes") decodes, to TensorFlow as to
+Pillow, and is served.
+
+Cost, measured on 2 cores shared with other jobs (AMD EPYC, TF 2.21) on 400 generated 500x375 JPEGs
+(85 KB each): indexing took ~0.7 s with every file decoded (~1.7 ms per file; ~0.05 s with the
+structural check alone, ~0.05 s again with cached verdicts). That is ~6 s for flower_photos' 3,670
+files and ~35 min for ImageNet's 1.28 M. So for folders of 1,000 files or more the verdicts are
+cached in the user cache (``$XDG_CACHE_HOME/slimkit/image_folders/``), keyed by path, size and
+modification time: indexing again costs a ``stat`` per file, and only new or changed files are
+decoded. As a last line of defence, a file changed after indexing that no longer decodes is dropped
+by the pipeline (with TensorFlow's warning) instead of stopping training.
 
 Pipeline (``ImageFolder.dataset``): file order -> parallel ``tf.io.decode_image(channels=3,
 expand_animations=False)`` (grayscale, palette, RGBA, 16-bit and CMYK images all come out as 8-bit
@@ -29,6 +40,8 @@ the batches that follow are exactly the original run's.
 """
 
 import concurrent.futures
+import hashlib
+import json
 import os
 import pathlib
 import warnings
@@ -40,6 +53,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _CROP_FRACTION = 0.875  # resize to image_size / 0.875, then crop image_size (224 of 256)
 _VAL_NAMES = ("val", "validation")
+_CACHE_MIN_FILES = 1000  # smaller folders decode in under a second: no verdict cache
 
 
 class ImageFolder:
@@ -93,7 +107,7 @@ class ImageFolder:
         else:
             train, val = _split(train, validation_fraction, seed)
 
-        bad = _unreadable(train + val)
+        bad = _unreadable(train + val, self.root)
         if bad:
             listing = ", ".join(f"{os.path.relpath(p, self.root)} ({why})" for p, why in bad)
             warnings.warn(f"Skipping {len(bad)} unreadable image file(s) in {self.root}: "
@@ -164,8 +178,7 @@ class ImageFolder:
         std = tf.constant(IMAGENET_STD, tf.float32) * 255.0
 
         def load(index, e, position):
-            image = tf.io.decode_image(tf.io.read_file(files_t[index]), channels=3,
-                                       expand_animations=False)  # (h, w, 3) uint8
+            image = _decode(files_t[index])  # (h, w, 3) uint8
             image = _resize_shorter_side(image, resize_to)
             if training:
                 element_seed = tf.random.experimental.stateless_fold_in(
@@ -181,7 +194,8 @@ class ImageFolder:
             return image, labels_t[index]
 
         ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.ignore_errors(log_warning=True)  # last line of defence; bad files were dropped
+        # last line of defence: undecodable files were left out when indexing (module docstring)
+        ds = ds.ignore_errors(log_warning=True)
         ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=tf.data.AUTOTUNE,
                       deterministic=True)
         return ds.prefetch(tf.data.AUTOTUNE)
@@ -261,54 +275,111 @@ def _split(pairs, fraction, seed):
             [pairs[i] for i in sorted(val_index)])
 
 
-_SIGNATURES = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG\r\n\x1a\n", "png"), (b"GIF87a", "gif"),
-               (b"GIF89a", "gif"), (b"BM", "bmp"))
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 
 
-def _unreadable(pairs):
-    """(path, reason) of every file that cannot be decoded; cheap checks, decode only suspects."""
-    bad, suspects = [], []
+def _unreadable(pairs, root):
+    """Sorted (path, reason) of every file the pipeline could not decode (module docstring)."""
     paths = [path for path, _ in pairs]
-    # I/O-bound (two small reads per file): threads hide the latency on large folders
+    # I/O-bound (one small read per file): threads hide the latency on large folders
     with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
         reasons = list(pool.map(_structure_problem, paths, chunksize=256))
-    for path, reason in zip(paths, reasons):
-        if reason == "suspect":
-            suspects.append(path)
-        elif reason:
-            bad.append((path, reason))
-    if suspects:
-        import tensorflow as tf
-
-        for path in suspects:
-            try:
-                tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
-            except (tf.errors.InvalidArgumentError, tf.errors.OpError):
-                bad.append((path, "truncated or corrupt image data"))
+    bad = [(path, reason) for path, reason in zip(paths, reasons) if reason]
+    images = [path for path, reason in zip(paths, reasons) if not reason]
+    cache = _VerdictCache(root, images) if len(paths) >= _CACHE_MIN_FILES else None
+    todo = cache.unknown() if cache else images
+    failed = set(_undecodable(todo))
+    if cache:
+        cache.save(todo, failed)
+        failed |= cache.failed()
+    bad.extend((path, "truncated or corrupt image data") for path in failed)
     return sorted(bad)
 
 
+def _decode(path):
+    """The pipeline's decoding, shared with the check so that both agree on every file."""
+    import tensorflow as tf
+
+    return tf.io.decode_image(tf.io.read_file(path), channels=3,
+                              expand_animations=False)  # (h, w, 3) uint8
+
+
+def _undecodable(paths):
+    """The paths whose decoding fails (or gives no pixels), decoded in parallel by tf.data."""
+    if not paths:
+        return []
+    import tensorflow as tf
+
+    def pixels(index, path):
+        return index, tf.reduce_prod(tf.shape(_decode(path))[:2])
+
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), [str(p) for p in paths]))
+    ds = ds.map(pixels, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    decoded = {int(i) for i, n in ds.ignore_errors().as_numpy_iterator() if n > 0}
+    return [path for i, path in enumerate(paths) if i not in decoded]
+
+
+class _VerdictCache:
+    """Decode verdicts of a folder's files, keyed by path, size and mtime, in the user cache.
+
+    Only an optimization: when the cache cannot be read or written, every file is decoded.
+    """
+
+    def __init__(self, root, paths):
+        from slimkit.data.registry import cache_root
+
+        self.root = os.path.realpath(root)
+        digest = hashlib.sha1(self.root.encode()).hexdigest()[:16]
+        self.file = cache_root() / "image_folders" / f"{digest}.json"
+        self.keys = {}  # path -> [size, mtime_ns] now; a file that cannot be stat'ed has none
+        for path in map(str, paths):
+            try:
+                st = os.stat(path)
+                self.keys[path] = [st.st_size, st.st_mtime_ns]
+            except OSError:
+                pass
+        try:
+            with open(self.file) as f:
+                self.known = json.load(f)["files"]  # path -> [size, mtime_ns, failed]
+        except (OSError, ValueError, KeyError, TypeError):
+            self.known = {}
+        self.fresh = {p: v[2] for p, v in self.known.items()
+                      if isinstance(v, list) and len(v) == 3 and v[:2] == self.keys.get(p)}
+        self.paths = paths
+
+    def unknown(self):
+        """The files without a verdict for their current size and mtime."""
+        return [p for p in self.paths if str(p) not in self.fresh]
+
+    def failed(self):
+        """The files whose fresh cached verdict is: cannot be decoded."""
+        return {p for p in self.paths if self.fresh.get(str(p))}
+
+    def save(self, decoded_paths, failed):
+        verdicts = {str(p): self.keys[str(p)] + [p in failed] for p in decoded_paths
+                    if str(p) in self.keys}
+        files = {p: self.known[p] for p in self.fresh}  # files gone from the folder are dropped
+        files.update(verdicts)
+        if not verdicts and len(files) == len(self.known):
+            return
+        tmp = self.file.with_name(f".{self.file.name}.{os.getpid()}.tmp")
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"root": self.root, "files": files}))
+            os.replace(tmp, self.file)  # atomic: a concurrent reader never sees half a file
+        except OSError:
+            pass  # an optimization only: the next indexing decodes again
+
+
 def _structure_problem(path):
-    """None if the file looks whole, a reason if it is not an image, "suspect" if its end is odd."""
+    """None if the file starts like an image (it is then decoded), else why it is not one."""
     try:
-        size = os.path.getsize(path)
         with open(path, "rb") as f:
-            head = f.read(32)
-            f.seek(max(0, size - 64))
-            tail = f.read()
+            head = f.read(8)
     except OSError as e:
         return f"cannot be read: {e.strerror or e}"
-    if size == 0:
+    if not head:
         return "empty file"
-    kind = next((k for magic, k in _SIGNATURES if head.startswith(magic)), None)
-    if kind is None:
+    if not any(head.startswith(magic) for magic in _SIGNATURES):
         return "not a JPEG, PNG, GIF or BMP image"
-    if kind == "jpeg":
-        whole = b"\xff\xd9" in tail
-    elif kind == "png":
-        whole = b"IEND" in tail
-    elif kind == "gif":
-        whole = tail.endswith(b";")
-    else:  # BMP declares its size in bytes 2..5
-        whole = len(head) >= 6 and int.from_bytes(head[2:6], "little") <= size
-    return None if whole else "suspect"
+    return None

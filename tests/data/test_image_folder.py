@@ -1,5 +1,6 @@
 """ImageFolder on generated files: colour modes, bad files, splits, deterministic pipeline."""
 
+import os
 import pathlib
 import re
 import warnings
@@ -192,3 +193,85 @@ def test_bad_split_name(folder):
 def test_paths_are_pathlib(folder):
     folder, _ = folder
     assert all(isinstance(p, pathlib.Path) for p in folder.train_files)
+
+
+def _mid_corrupt_jpeg(path, seed):
+    """A JPEG with intact SOI, tables and EOI, and a bogus marker in the middle of its scan."""
+    data = _save(path, _noise(seed)).read_bytes()
+    middle = (data.index(b"\xff\xda") + len(data)) // 2  # between start of scan and EOI
+    path.write_bytes(data[:middle] + b"\xff\xc4\x00\x03\x00" + data[middle + 5:])
+    return path
+
+
+def _mid_corrupt_png(path, seed):
+    """A PNG with intact signature, IHDR and IEND, and 50 garbled bytes inside its IDAT chunk."""
+    data = _save(path, _noise(seed)).read_bytes()
+    middle = (data.index(b"IDAT") + data.index(b"IEND")) // 2
+    path.write_bytes(data[:middle] + bytes(b ^ 0x55 for b in data[middle:middle + 50]) +
+                     data[middle + 50:])
+    return path
+
+
+@pytest.fixture()
+def mid_corrupt_root(tmp_path):
+    """a: 7 good JPEGs + 1 mid-corrupt; b: 7 good PNGs + 1 mid-corrupt."""
+    root = tmp_path / "photos"
+    for i in range(7):
+        _save(root / "a" / f"{i}.jpg", _noise(i))
+        _save(root / "b" / f"{i}.png", _noise(10 + i))
+    bad = [_mid_corrupt_jpeg(root / "a" / "mid.jpg", 20),
+           _mid_corrupt_png(root / "b" / "mid.png", 21)]
+    for path in bad:  # the cheap checks of header and trailer cannot see the damage
+        data = path.read_bytes()
+        assert data.endswith(b"\xff\xd9") or data[-8:-4] == b"IEND"
+    return root
+
+
+def test_mid_corrupt_files_are_in_the_one_warning_and_never_served(mid_corrupt_root, capfd):
+    root = mid_corrupt_root
+    with pytest.warns(UserWarning) as record:
+        folder = ImageFolder(root, SIZE, validation_fraction=0.0)
+    assert [str(w.message) for w in record] == [
+        f"Skipping 2 unreadable image file(s) in {root}: a/mid.jpg (truncated or corrupt image "
+        f"data), b/mid.png (truncated or corrupt image data)."]
+    assert sorted(p.name for p in folder.skipped_files) == ["mid.jpg", "mid.png"]
+    assert len(folder.train_files) == 14 and "mid" not in {p.stem for p in folder.train_files}
+    capfd.readouterr()
+    # every indexed file is served: evaluation order is file order, nothing dropped
+    served = np.concatenate([y for _, y in _batches(folder.dataset("train", 4, training=False))])
+    np.testing.assert_array_equal(served, folder.train_labels)
+    # two training epochs of 14 with batch 7: 4 full batches, each epoch every image once
+    ds = folder.dataset("train", 7, training=True, seed=0, repeat=True).take(4)
+    labels = np.concatenate([y for _, y in _batches(ds)])
+    assert len(labels) == 28
+    for epoch in range(2):
+        assert np.bincount(labels[epoch * 14:(epoch + 1) * 14]).tolist() == [7, 7]
+    assert "Ignoring" not in capfd.readouterr().err  # no element was dropped by ignore_errors
+
+
+def test_verdicts_are_cached_by_path_size_and_mtime(mid_corrupt_root, tmp_path, monkeypatch):
+    from slimkit.data import image_folder
+
+    monkeypatch.setattr(image_folder, "_CACHE_MIN_FILES", 0)  # cache even a small folder
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = mid_corrupt_root
+
+    def skipped():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return sorted(p.name for p in ImageFolder(root, SIZE, 0.0).skipped_files)
+
+    assert skipped() == ["mid.jpg", "mid.png"]
+    cache_files = list((tmp_path / "cache" / "slimkit" / "image_folders").iterdir())
+    assert len(cache_files) == 1
+    assert skipped() == ["mid.jpg", "mid.png"]  # the failed verdicts come from the cache
+    # same size and mtime: the cached verdict stands (the file is not decoded again) ...
+    good = root / "a" / "0.jpg"
+    stat = good.stat()
+    _mid_corrupt_jpeg(good, 0)
+    assert good.stat().st_size == stat.st_size
+    os.utime(good, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert skipped() == ["mid.jpg", "mid.png"]
+    # ... a new mtime is a new key: decoded again, and now found corrupt
+    os.utime(good, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert skipped() == ["0.jpg", "mid.jpg", "mid.png"]
