@@ -128,9 +128,11 @@ class TrainConfig:
     # --- logging, summaries, checkpoints, evaluation
     log_every_n_steps: int = _field(100, "print progress every N steps")
     save_summaries_steps: typing.Optional[int] = _field(100, "write TensorBoard scalars every N steps")
-    save_summaries_secs: typing.Optional[float] = _field(None, "... or every S seconds")
+    save_summaries_secs: typing.Optional[float] = _field(None, "... or every S seconds (0: not by "
+                                                               "time)")
     save_every_n_steps: typing.Optional[int] = _field(None, "checkpoint every N steps")
-    save_every_n_secs: typing.Optional[float] = _field(600.0, "checkpoint every S seconds")
+    save_every_n_secs: typing.Optional[float] = _field(600.0, "checkpoint every S seconds (0: not by "
+                                                              "time, e.g. with --save-every-n-steps)")
     keep: int = _field(5, "checkpoints to keep (keep_checkpoint_max)")
     keep_best: bool = _field(False, "also keep the checkpoint with the best validation accuracy "
                                     "in <logdir>/best")
@@ -310,11 +312,13 @@ def _validate(config):
     _choice(c, "strategy", STRATEGIES)
     for name in ("batch_size", "steps_per_call", "log_every_n_steps", "keep", "eval_batch_size"):
         _positive(c, name)
-    for name in ("steps", "epochs", "max_time", "save_summaries_steps", "save_summaries_secs",
-                 "save_every_n_steps", "save_every_n_secs", "eval_every_n_steps", "image_size",
-                 "intra_op_threads", "inter_op_threads"):
+    for name in ("steps", "epochs", "max_time", "save_summaries_steps", "save_every_n_steps",
+                 "eval_every_n_steps", "image_size", "intra_op_threads", "inter_op_threads"):
         if getattr(c, name) is not None:
             _positive(c, name)
+    for name in ("save_summaries_secs", "save_every_n_secs"):  # 0: off (steps only)
+        if getattr(c, name) is not None and getattr(c, name) < 0:
+            _bad(name, "a number of seconds >= 0 (0: not by time)", getattr(c, name))
     if c.steps is not None and c.epochs is not None:
         raise ValueError(f"Invalid TrainConfig: `steps` and `epochs` both set (steps={c.steps}, "
                          f"epochs={c.epochs}). Expected one of them: the run's length.")

@@ -106,6 +106,17 @@ def test_saved_config_round_trip_and_compatibility(tmp_path):
         config_lib.check_compatible(TrainConfig(model="deep_mnist"), tmp_path)
 
 
+def test_time_triggers_accept_0_for_off():
+    config = TrainConfig(save_every_n_secs=0, save_summaries_secs=0, save_every_n_steps=100)
+    assert (config.save_every_n_secs, config.save_summaries_secs) == (0.0, 0.0)
+    with pytest.raises(ValueError) as info:
+        TrainConfig(save_every_n_secs=-1)
+    assert str(info.value) == ("Invalid value for `save_every_n_secs`. Expected a number of seconds "
+                               ">= 0 (0: not by time). Received save_every_n_secs=-1.0.")
+    with pytest.raises(ValueError, match="Expected a strictly positive number"):
+        TrainConfig(save_every_n_steps=0)  # steps: unset (None) is off
+
+
 def test_presets_resolve_and_unknown_preset():
     for name in list_presets():
         config = TrainConfig.from_sources(name)

@@ -25,6 +25,8 @@ def _error_line(capsys):
     (["train", "--preset", "deep-mnist-fats"], r"Unknown preset 'deep-mnist-fats'.*'deep-mnist-fast'"),
     (["train", "lenet", "--config", "/nonexistent/run.toml"], r"Config file not found"),
     (["eval", "/nonexistent/logdir"], r"slimkit eval: error: No checkpoint found at"),
+    (["train", "lenet", "--save-every-n-secs", "-1"],
+     r"Invalid value for `save_every_n_secs`\. Expected a number of seconds >= 0 \(0: not by time\)"),
 ])
 def test_user_errors_are_one_line_and_exit_2(argv, message, capsys):
     assert main(argv) == 2
@@ -76,3 +78,13 @@ def test_train_json_then_resume_by_logdir_then_eval(tmp_path, mnist_dir, capsys)
     # Another model in that logdir is refused, as one line.
     assert main(["train", "lenet", "--logdir", logdir, "--data-dir", str(mnist_dir)]) == 2
     assert "holds a run with model='softmax_regression'" in _error_line(capsys)
+
+
+def test_save_every_n_secs_0_saves_by_steps_only(tmp_path, mnist_dir, capsys):
+    logdir = tmp_path / "run"
+    assert main(["train", "softmax_regression", "--logdir", str(logdir), "--data-dir", str(mnist_dir),
+                 "--steps", "30", "--learning-rate", "0.5", "--save-every-n-steps", "10",
+                 "--save-every-n-secs", "0"]) == 0
+    steps = sorted(int(p.name[5:-6]) for p in logdir.glob("ckpt-*.index"))
+    assert steps == [10, 20, 30]
+    assert json.loads((logdir / "config.json").read_text())["save_every_n_secs"] == 0

@@ -26,6 +26,16 @@ def _scalar_tags(folder):
     return tags
 
 
+def _scalars(folder, tag):
+    """[(step, value)] of the TensorBoard scalar ``tag`` written to ``folder``, in order."""
+    found = []
+    for name in sorted(os.listdir(folder)):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(folder, name)):
+            found += [(event.step, float(tf.make_ndarray(v.tensor)))
+                      for v in event.summary.value if v.tag == tag]
+    return found
+
+
 def _kernels(checkpoint):
     """{layer name: kernel} of a lenet checkpoint, read through the model."""
     from slimkit.models.registry import get_model
@@ -174,6 +184,26 @@ def test_custom_train_step_fn_is_used(tmp_path, mnist_dir):
                          startup_delay_steps=5)  # Slim's: only non-chief workers would wait
     metrics = train(config, train_step_fn=my_step_fn, log_stream=_quiet())
     assert calls == [10, 10, 10] and metrics["global_step"] == 30
+
+
+def test_seconds_based_checkpoints_and_summaries(tmp_path, mnist_dir):
+    # Steps-based triggers off, a time trigger shorter than any call: each call of 2 steps saves.
+    config = TrainConfig(model="softmax_regression", data_dir=str(mnist_dir), logdir=str(tmp_path),
+                         learning_rate=0.5, batch_size=100, steps=20, steps_per_call=2, keep=100,
+                         save_every_n_steps=None, save_every_n_secs=1e-6,
+                         save_summaries_steps=None, save_summaries_secs=1e-6)
+    train(config, log_stream=_quiet())
+    assert _ckpt_steps(tmp_path) == list(range(2, 21, 2))
+    assert [step for step, _ in _scalars(tmp_path / "train", "loss")] == list(range(2, 21, 2))
+
+
+def test_time_triggers_off_leave_only_the_final_checkpoint(tmp_path, mnist_dir):
+    config = TrainConfig(model="softmax_regression", data_dir=str(mnist_dir), logdir=str(tmp_path),
+                         learning_rate=0.5, batch_size=100, steps=20, steps_per_call=2,
+                         save_every_n_secs=0, save_summaries_steps=None, save_summaries_secs=0)
+    train(config, log_stream=_quiet())
+    assert _ckpt_steps(tmp_path) == [20]
+    assert not (tmp_path / "train").exists()  # no summary was due
 
 
 def test_precision_auto_rules(monkeypatch):
