@@ -22,7 +22,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import sys
 import time
 
@@ -128,15 +127,16 @@ def _train_steps(run, step, progress, started):
         ``(global step, why it stopped, {"loss", "accuracy"} of the last call)``.
     """
     from slimkit.training.distribute import any_worker, distribute_batch
+    from slimkit.training.triggers import Clock, StopSignals, steps_this_call
 
     config, strategy = run.config, run.strategy
     progress.start_step = step
-    clock = _Clock(config)
+    clock = Clock(config)
     stopped, last = "steps", {"loss": math.nan, "accuracy": math.nan}
-    with _StopSignals() as signals:
+    with StopSignals() as signals:
         while step < run.total_steps:
             # --- step: k batches per call, one host sync per call
-            n = _steps_this_call(step, config, run.total_steps)
+            n = steps_this_call(step, config, run.total_steps)
             images, labels = run.data.feed.next_batches(n)
             result = run.step_fn(*distribute_batch(strategy, images, labels))
             done = int(result["steps"])
@@ -371,16 +371,6 @@ def _restore(run, config, progress):
     return 0
 
 
-def _steps_this_call(step, config, total):
-    """Steps of the next call: up to ``steps_per_call``, ending on every step-based event."""
-    n = min(config.steps_per_call, total - step)
-    for every in (config.log_every_n_steps, config.save_summaries_steps, config.save_every_n_steps,
-                  config.eval_every_n_steps):
-        if every:
-            n = min(n, every - step % every)
-    return n
-
-
 def _save(run, progress):
     """Writes a checkpoint at the current step (with the feed's position); returns its path."""
     run.state.data_position.assign(list(run.data.feed.position))
@@ -437,57 +427,3 @@ def _write_scalars(writer, step, values):
         import logging
         logging.getLogger("slimkit.train").warning("could not write summaries at step %d: %s",
                                                    step, e)
-
-
-class _Clock:
-    """When summaries, checkpoints and evaluations are due (every N steps and/or N seconds)."""
-
-    def __init__(self, config):
-        c = config
-        every_eval = c.eval_every_n_steps
-        self.steps = {"summary": c.save_summaries_steps, "checkpoint": c.save_every_n_steps,
-                      "eval": every_eval}
-        self.secs = {"summary": c.save_summaries_secs, "checkpoint": c.save_every_n_secs,
-                     "eval": None}
-        # --keep-best without --eval-every-n-steps: evaluate whenever a checkpoint is written.
-        self.eval_with_checkpoint = c.keep_best and not every_eval
-        self.last = {k: time.monotonic() for k in self.steps}
-
-    def due(self, what, step, checkpoint_now=False):
-        """True if ``what`` is due after ``step`` (each step-or-time trigger fires once)."""
-        if what == "eval" and self.eval_with_checkpoint:
-            return checkpoint_now
-        every, secs = self.steps[what], self.secs[what]
-        now = time.monotonic()
-        hit = bool(every and step % every == 0) or bool(secs and now - self.last[what] >= secs)
-        if hit:
-            self.last[what] = now
-        return hit
-
-
-class _StopSignals:
-    """SIGINT/SIGTERM set a flag the loop checks between calls (then checkpoint and return).
-
-    A second SIGINT interrupts at once (KeyboardInterrupt), for a user who cannot wait.
-    """
-
-    def __init__(self):
-        self.received = None
-        self._previous = {}
-
-    def __enter__(self):
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.received == "SIGINT" and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.received = signal.Signals(signum).name
-
-    def __exit__(self, *exc_info):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
