@@ -133,7 +133,8 @@ def _split_name(split, data):
 
 def _checkpoint_and_config(path, data_dir, need_checkpoint=True):
     from slimkit.training.checkpoints import BEST_DIR, latest_checkpoint
-    from slimkit.training.config import TrainConfig, load_saved_config
+    from slimkit.training.config import TrainConfig
+    from slimkit.training.saved_config import load_saved_config
 
     path = pathlib.Path(path)
     checkpoint = latest_checkpoint(path)

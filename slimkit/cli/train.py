@@ -66,7 +66,8 @@ def _add_field_flag(group, field):
 
 def resolve(args):
     """The TrainConfig that the parsed command line describes."""
-    from slimkit.training.config import TrainConfig, field_names, load_saved_config
+    from slimkit.training.config import TrainConfig, field_names
+    from slimkit.training.saved_config import load_saved_config
 
     overrides = {name: getattr(args, name) for name in field_names()
                  if name not in _SPECIAL and getattr(args, name, None) is not None}

@@ -15,6 +15,9 @@ One ``tf.train.Checkpoint`` holds
 ``checkpoint`` state file into the logdir and keeps the last ``keep``. With ``keep_best`` a second
 manager keeps the checkpoint of the best validation accuracy in ``<logdir>/best/`` with
 ``best.json`` (step and accuracy).
+
+A checkpoint that cannot be read (truncated by a full disk, cut short in a copy) is reported as a
+``ValueError`` naming it and the previous checkpoint to resume from instead; nothing is deleted.
 """
 
 import json
@@ -98,7 +101,7 @@ class Checkpoints:
         path = self.manager.latest_checkpoint
         if path is None:
             return None
-        self.checkpoint.restore(path).expect_partial()
+        restore_checkpoint(self.checkpoint, path, self.manager.checkpoints)
         return path
 
     def save(self, step=None):
@@ -128,6 +131,48 @@ class Checkpoints:
         tmp.write_text(json.dumps({"accuracy": accuracy, "step": step, "checkpoint": path}) + "\n")
         os.replace(tmp, info)
         return True
+
+
+def restore_checkpoint(checkpoint, path, kept=()):
+    """``checkpoint.restore(path)``, with a corrupt file reported as one clear ``ValueError``.
+
+    Args:
+        checkpoint: A ``tf.train.Checkpoint``.
+        path: The checkpoint prefix, e.g. ``runs/x/ckpt-1000``.
+        kept: The logdir's checkpoints, oldest first (to name the one before ``path``).
+
+    Raises:
+        ValueError: If the files of ``path`` are unreadable (TensorFlow raises ``IndexError`` for
+            a truncated data file and ``OpError`` for a damaged index); the message names the file,
+            and says how to resume from the previous checkpoint without deleting anything.
+    """
+    try:
+        checkpoint.restore(path).expect_partial()
+    except (tf.errors.OpError, IndexError) as e:
+        raise ValueError(_corrupt_message(path, e, kept)) from None
+
+
+def _corrupt_message(path, error, kept):
+    reason = " ".join((getattr(error, "message", None) or str(error) or type(error).__name__).split())
+    directory, name = os.path.split(path)
+    earlier = [p for p in kept if p != path and tf.io.gfile.exists(p + ".index")]
+    earlier = [p for p in earlier if _number(p) < _number(path)]
+    state = os.path.join(directory, "checkpoint")
+    if earlier:
+        previous = earlier[-1]
+        fix = (f"To resume from the previous checkpoint, {previous}, edit {state} so that it reads "
+               f"model_checkpoint_path: \"{os.path.basename(previous)}\" and move {name}.* out of "
+               "the logdir; or train into another --logdir.")
+    else:
+        fix = (f"There is no earlier checkpoint in {directory}: train into another --logdir (or "
+               f"move its ckpt-* files and {state} away to start it afresh).")
+    return (f"Cannot restore checkpoint {path}: its files are corrupt or incomplete ({reason}). "
+            f"Nothing in the logdir was changed or deleted. {fix}")
+
+
+def _number(path):
+    tail = str(path).rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
 
 
 def has_object(checkpoint_path, name):

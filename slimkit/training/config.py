@@ -8,8 +8,8 @@ Settings come in layers; a later layer overrides an earlier one:
                                       overrides={"steps": 500})
 
 An unknown key is an error that suggests the closest known one. The resolved configuration is
-written to ``<logdir>/config.json`` by :func:`save_config`; a later run in that logdir resumes it
-and is refused if it names another model or dataset (:func:`check_compatible`).
+written to ``<logdir>/config.json`` (see :mod:`slimkit.training.saved_config`); a later run in that
+logdir resumes it and is refused if it names another model, dataset or data.
 
 Field names follow TF-Slim's ``train_image_classifier.py`` where it has one (``weight_decay``,
 ``label_smoothing``, ``num_epochs_per_decay``, ``checkpoint_exclude_scopes``, ...); every field is
@@ -32,8 +32,6 @@ AUGMENTATIONS = ("shift",)
 # The same names as slimkit.training.distribute.STRATEGIES (a test keeps them equal); repeated here
 # so that validating a config does not import TensorFlow.
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
-# Settings a logdir's checkpoints depend on: resuming with other values is refused.
-IDENTITY_KEYS = ("model", "dataset")
 
 
 def _field(default, help, **kwargs):
@@ -122,8 +120,8 @@ class TrainConfig:
     # --- fine-tuning
     checkpoint_path: typing.Optional[str] = _field(None, "warm-start from this checkpoint or Keras "
                                                          "weights file (if the logdir has none)")
-    checkpoint_exclude_scopes: list = _list_field("scopes not restored from --checkpoint-path, "
-                                                  "e.g. fc8")
+    checkpoint_exclude_scopes: list = _list_field("scopes not restored from --checkpoint-path "
+                                                  "(which it needs), e.g. fc8")
     trainable_scopes: list = _list_field("train only variables under these scopes (default: all)")
     # --- logging, summaries, checkpoints, evaluation
     log_every_n_steps: int = _field(100, "print progress every N steps")
@@ -135,7 +133,7 @@ class TrainConfig:
                                                               "time, e.g. with --save-every-n-steps)")
     keep: int = _field(5, "checkpoints to keep (keep_checkpoint_max)")
     keep_best: bool = _field(False, "also keep the checkpoint with the best validation accuracy "
-                                    "in <logdir>/best")
+                                    "in <logdir>/best (needs a validation split)")
     eval_every_n_steps: typing.Optional[int] = _field(None, "evaluate on the validation split every "
                                                             "N steps (default with --keep-best: at "
                                                             "each checkpoint)")
@@ -257,45 +255,10 @@ def load_config_file(path):
     if not isinstance(values, dict):
         raise ValueError(f"Invalid config file {path}. Expected a table/object of TrainConfig keys. "
                          f"Received a {type(values).__name__}.")
+    # A logdir's config.json may serve as a config file: its record of the data is not a setting.
+    values.pop("data_identity", None)
     check_keys(values, f"config file {path}")
     return values
-
-
-def save_config(config, logdir):
-    """Writes the resolved configuration to ``<logdir>/config.json`` (atomically)."""
-    logdir = pathlib.Path(logdir)
-    logdir.mkdir(parents=True, exist_ok=True)
-    tmp = logdir / "config.json.tmp"
-    tmp.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, logdir / "config.json")
-
-
-def load_saved_config(logdir):
-    """The dict saved in ``<logdir>/config.json``, or None if there is none."""
-    path = pathlib.Path(logdir) / "config.json"
-    if not path.is_file():
-        return None
-    values = json.loads(path.read_text())
-    # A config saved by a newer slimkit may hold keys this one lacks: keep what it knows.
-    return {k: v for k, v in values.items() if k in field_names()}
-
-
-def check_compatible(config, logdir):
-    """Refuses to train into a logdir whose saved run has another model or dataset.
-
-    Raises:
-        ValueError: Naming the differing keys and the two ways out (another logdir, or the same
-            settings).
-    """
-    saved = load_saved_config(logdir)
-    if saved is None:
-        return
-    differ = [k for k in IDENTITY_KEYS if saved.get(k) != getattr(config, k)]
-    if differ:
-        what = ", ".join(f"{k}={saved.get(k)!r} (this run: {getattr(config, k)!r})" for k in differ)
-        raise ValueError(f"Logdir {str(logdir)!r} holds a run with {what}; its checkpoints cannot "
-                         "be resumed by this run. Use another --logdir, or the same "
-                         f"{' and '.join(differ)} to resume it.")
 
 
 # ---------------------------------------------------------------------- validation

@@ -54,7 +54,8 @@ def load_training_data(config, image_shape=None, train_feed=True):
         train_feed: False skips building the training feed (evaluation only).
 
     Raises:
-        ValueError: For an unknown dataset, or ``folder`` without ``data_dir``.
+        ValueError: For an unknown dataset, a ``validation_size`` that leaves no training
+            examples, or ``folder`` without ``data_dir``.
         FileNotFoundError: If the files are missing and cannot be downloaded.
     """
     if config.dataset == FOLDER:
@@ -63,6 +64,11 @@ def load_training_data(config, image_shape=None, train_feed=True):
     from slimkit.data.registry import get_dataset_info, load_arrays
 
     info = get_dataset_info(config.dataset)
+    if not 0 <= config.validation_size < info.num_train:  # before reading 50 MB of files
+        raise ValueError(f"Invalid value for `validation_size`. Expected an integer from 0 to "
+                         f"{info.num_train - 1}: {info.name} has {info.num_train} training "
+                         "examples, validation_size of them are held out, and at least one must be "
+                         f"left to train on. Received validation_size={config.validation_size}.")
     splits = load_arrays(info.name, config.data_dir, validation_size=config.validation_size)
     feed = None
     if train_feed:

@@ -9,7 +9,9 @@
 A logdir with a checkpoint is resumed: model, optimizer (and so the learning-rate schedule), global
 step, data position, dropout seeds and EMA weights, so the resumed run continues exactly where the
 first one stopped (``tests/training/test_resume.py`` kills runs with SIGKILL to show it). A run
-that has already reached its ``steps`` exits at once, saying so.
+that has already reached its ``steps`` exits at once, saying so. A run refused at start-up (bad
+settings, other data than the logdir's, an unreadable checkpoint) writes nothing: ``config.json``
+is saved only once the restore succeeded.
 
 Stopping: ``steps`` reached; ``max_time`` spent (checkpoint, evaluate, return); SIGINT/SIGTERM
 (checkpoint, return at once); a non-finite loss (:class:`NonFiniteLossError`, nothing saved: the
@@ -54,7 +56,8 @@ def train(config, train_step_fn=None, log_stream=None):
         ``"already_done"``).
 
     Raises:
-        ValueError: For a bad setting, or a logdir that holds another model's or dataset's run.
+        ValueError: For a bad setting, a logdir that holds another model's or dataset's run (or a
+            run on other classes or image shape), or a checkpoint that cannot be read.
         NonFiniteLossError: If the loss or the gradients stop being finite.
         slimkit.training.distribute.WorkerLostError: If a worker of a multi-worker run dies; the
             message names the logdir's intact checkpoint and says to restart all workers.
@@ -68,22 +71,25 @@ def train(config, train_step_fn=None, log_stream=None):
         raise ValueError("No model to train. Expected a model name (see `slimkit models`) or a "
                          "preset that names one (--preset). Received model=None.")
     _check_names(config)  # a typo is reported before anything is created in the logdir
+    from slimkit.training.checks import check_training_settings, check_validation_split
+
+    check_training_settings(config)
     runtime = _setup_runtime(config)  # threads and strategy: before TensorFlow starts
-    from slimkit.training.config import check_compatible, save_config
     from slimkit.training.distribute import lost_workers_reported
     from slimkit.training.lock import LogdirLock
     from slimkit.training.progress import Progress
     from slimkit.training.runtime import op_determinism, precision_policy
+    from slimkit.training.saved_config import check_compatible, check_same_data, save_config
 
     logdir, chief = config.resolved_logdir(), runtime["chief"]
     lock = LogdirLock(logdir) if chief else contextlib.nullcontext()
     lost_workers = lost_workers_reported(runtime["strategy"], logdir)  # multi-worker: a dead peer
-    with op_determinism(config.deterministic), precision_policy(runtime["precision"]), lock, \
-            lost_workers:
-        check_compatible(config, logdir)
+    with _no_empty_logdir_left(logdir), op_determinism(config.deterministic), \
+            precision_policy(runtime["precision"]), lock, lost_workers:
+        check_compatible(config, logdir)  # model and dataset: before loading the data
         run = _Run(config, runtime, train_step_fn)
-        if chief:
-            save_config(config, logdir)
+        check_same_data(config, run.data, logdir)  # classes and image shape
+        check_validation_split(config, run.data)
         progress = Progress(0, run.total_steps, config.batch_size, config.log_every_n_steps,
                             stream=log_stream or sys.stdout, enabled=chief)
         strategy = runtime["strategy"]
@@ -99,6 +105,8 @@ def train(config, train_step_fn=None, log_stream=None):
                                  f"`slimkit eval {logdir}`, or pass a larger --steps to train on.")
                 return {"global_step": step, "stopped": "already_done", "logdir": logdir,
                         "checkpoint": run.restored_from, "precision": runtime["precision"]}
+            if chief:  # restored (or warm-started): this run's settings are now the logdir's
+                save_config(config, logdir, run.data)
             # --- step, summarize, checkpoint, stop
             step, stopped, last = _train_steps(run, step, progress, started)
             path = _save(run, progress)  # the final checkpoint
@@ -190,6 +198,7 @@ def _final_evaluation(run, step, progress):
 def _setup_runtime(config):
     """Process-level set-up, in the order TensorFlow needs: threads, strategy, seeds, precision."""
     from slimkit.training import runtime as rt
+    from slimkit.training.checks import check_startup_delay
     from slimkit.training.distribute import (check_global_batch, is_chief, lost_workers_reported,
                                              make_strategy, num_workers, same_on_all_workers)
 
@@ -208,11 +217,7 @@ def _setup_runtime(config):
     # Checks that need the strategy come after the agreement above, so that every worker of a
     # multi-worker run refuses the same settings together (instead of one waiting for the other).
     check_global_batch(strategy, config.batch_size)  # before data and model are built
-    if config.startup_delay_steps and num_workers(strategy) > 1:
-        raise ValueError("Invalid value for `startup_delay_steps` with synchronous multi-worker "
-                         "training: every worker takes part in every step, so none can start "
-                         "later (TF-Slim requires 0 with a sync optimizer too). Expected 0. "
-                         f"Received startup_delay_steps={config.startup_delay_steps}.")
+    check_startup_delay(config, num_workers(strategy))  # a no-op on one worker, as in TF-Slim
     return {"strategy": strategy, "chief": is_chief(strategy), "threads": threads,
             "precision": precision, "precision_reason": reason}
 
@@ -343,14 +348,14 @@ class _Run:
 # ---------------------------------------------------------------------------- stages
 def _restore(run, config, progress):
     """Restores the logdir's checkpoint, or warm-starts; sets the feed's position. Returns step."""
-    from slimkit.training.checkpoints import has_object, latest_checkpoint
+    from slimkit.training.checkpoints import has_object, latest_checkpoint, restore_checkpoint
 
     if run.chief:
         path = run.checkpoints.restore()
     else:  # multi-worker: a non-chief saves to a scratch dir but resumes from the chief's logdir
         path = latest_checkpoint(config.resolved_logdir())
         if path is not None:
-            run.checkpoints.checkpoint.restore(path).expect_partial()
+            restore_checkpoint(run.checkpoints.checkpoint, path)
     if path is not None:
         run.restored_from = path
         if run.ema is not None and not has_object(path, "ema"):
@@ -412,6 +417,17 @@ def _nonfinite_error(run, images, labels, step):
 
 
 # ---------------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def _no_empty_logdir_left(logdir):
+    """A run refused before it wrote anything leaves no empty logdir behind (the lock makes it)."""
+    existed = os.path.isdir(logdir)
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            with contextlib.suppress(OSError):
+                os.rmdir(logdir)  # only an empty directory: files are never removed
+        raise
 
 
 def _write_scalars(writer, step, values):

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from slimkit.training import config as config_lib
+from slimkit.training import saved_config
 from slimkit.training.config import TrainConfig
 from slimkit.training.presets import get_preset, list_presets
 
@@ -98,12 +99,58 @@ def test_missing_and_malformed_config_files(tmp_path):
 
 def test_saved_config_round_trip_and_compatibility(tmp_path):
     config = TrainConfig(model="lenet", steps=10, logdir=str(tmp_path))
-    config_lib.save_config(config, tmp_path)
-    assert TrainConfig(**config_lib.load_saved_config(tmp_path)) == config
-    config_lib.check_compatible(TrainConfig(model="lenet", steps=99), tmp_path)  # more steps: fine
+    saved_config.save_config(config, tmp_path)
+    assert TrainConfig(**saved_config.load_saved_config(tmp_path)) == config
+    saved_config.check_compatible(TrainConfig(model="lenet", steps=99), tmp_path)  # more steps: fine
     with pytest.raises(ValueError, match=r"holds a run with model='lenet' \(this run: 'deep_mnist'\)"
                                          r".*Use another --logdir"):
-        config_lib.check_compatible(TrainConfig(model="deep_mnist"), tmp_path)
+        saved_config.check_compatible(TrainConfig(model="deep_mnist"), tmp_path)
+
+
+def _data(num_classes=2, class_names=("blue", "red"), image_shape=(28, 28, 3)):
+    from slimkit.training.data import TrainingData
+
+    return TrainingData(None, 20, num_classes, image_shape, class_names, None, ("validation",))
+
+
+def test_saved_data_identity_refuses_other_data_and_config_json_is_a_config_file(tmp_path):
+    config = TrainConfig(model="lenet", dataset="folder", data_dir="fA", steps=10)
+    saved_config.save_config(config, tmp_path, _data())
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["data_identity"] == {"dataset": "folder", "num_classes": 2, "image_shape": [28, 28, 3],
+                                      "class_names": ["blue", "red"]}
+    # The same classes from another folder (another machine's copy): accepted.
+    saved_config.check_same_data(TrainConfig(**{**config.to_dict(), "data_dir": "copy"}), _data(),
+                                 tmp_path)
+    with pytest.raises(ValueError) as info:
+        saved_config.check_same_data(config, _data(3, ("blue", "green", "red")), tmp_path)
+    assert str(info.value) == (
+        f"Logdir {str(tmp_path)!r} holds a run trained on other data: number of classes 2 (this "
+        "run's data: 3); class names [blue, red] (this run's data: [blue, green, red]). Its "
+        "checkpoints cannot be resumed on this data (it was trained with --data-dir fA). Use another "
+        "--logdir for this data, or the data the logdir's run was trained on to resume it.")
+    with pytest.raises(ValueError, match=r"holds a run trained on other data: class names \[blue, "
+                                         r"red\] \(this run's data: \[cat, dog\]\)\. "):
+        saved_config.check_same_data(config, _data(class_names=("cat", "dog")), tmp_path)
+    with pytest.raises(ValueError, match=r"image shape 28x28x3 \(this run's data: 32x32x3\)\. .*"
+                                         r"\(or --image-size of the logdir's run\) to resume it\.$"):
+        saved_config.check_same_data(config, _data(image_shape=(32, 32, 3)), tmp_path)
+    # A logdir's config.json also serves as a --config file: its data record is not a setting.
+    assert TrainConfig.from_sources(config_file=tmp_path / "config.json") == config
+
+
+def test_corrupt_saved_config_names_the_file_and_the_fix(tmp_path):
+    (tmp_path / "config.json").write_text("")
+    message = (f"Cannot read {tmp_path / 'config.json'}: it is not valid JSON (Expecting value: line 1 "
+               "column 1 (char 0)). Expected the JSON object of TrainConfig settings that `slimkit "
+               "train` saved there. Repair the file, or remove it to train on in this logdir with "
+               "this run's settings (they are saved anew), or use another --logdir.")
+    with pytest.raises(ValueError) as info:
+        saved_config.check_compatible(TrainConfig(model="lenet"), tmp_path)
+    assert str(info.value) == message
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"config\.json: it holds a list\. Expected the JSON object"):
+        saved_config.load_saved_config(tmp_path)
 
 
 def test_time_triggers_accept_0_for_off():
@@ -115,6 +162,27 @@ def test_time_triggers_accept_0_for_off():
                                ">= 0 (0: not by time). Received save_every_n_secs=-1.0.")
     with pytest.raises(ValueError, match="Expected a strictly positive number"):
         TrainConfig(save_every_n_steps=0)  # steps: unset (None) is off
+
+
+def test_settings_training_would_ignore_are_refused():
+    from slimkit.training.checks import check_training_settings
+
+    with pytest.raises(ValueError) as info:
+        check_training_settings(TrainConfig(model="lenet", keep_best=True, validation_size=0))
+    assert str(info.value) == (
+        "Invalid value for `keep_best` with validation_size=0: the best checkpoint is chosen by "
+        "validation accuracy, and this run holds out no validation examples. Expected "
+        "validation_size > 0 (e.g. 5000), or keep_best off. Received keep_best=True, "
+        "validation_size=0.")
+    with pytest.raises(ValueError) as info:
+        check_training_settings(TrainConfig(model="lenet", checkpoint_exclude_scopes="fc4"))
+    assert str(info.value) == (
+        "Invalid value for `checkpoint_exclude_scopes` without `checkpoint_path`: it names the "
+        "scopes NOT restored from --checkpoint-path, and there is none to restore from. Expected "
+        "--checkpoint-path with it, or no checkpoint_exclude_scopes. Received "
+        "checkpoint_exclude_scopes=['fc4'], checkpoint_path=None.")
+    check_training_settings(TrainConfig(model="lenet", checkpoint_exclude_scopes="fc4",
+                                        checkpoint_path="runs/x", keep_best=True))
 
 
 def test_presets_resolve_and_unknown_preset():

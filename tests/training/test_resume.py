@@ -73,3 +73,41 @@ def test_sigkilled_and_resumed_run_equals_uninterrupted_run(tmp_path, mnist_dir)
     assert any(key.startswith("rng/") for key in actual)  # dropout seed states are saved
     differing = [key for key in expected if not np.array_equal(expected[key], actual[key])]
     assert differing == []
+
+
+def test_truncated_checkpoint_in_the_logdir_is_one_line_and_the_advice_resumes(tmp_path, mnist_dir):
+    """A ckpt-N cut short (a full disk): `slimkit train` names it and the previous checkpoint, exit 2,
+    no traceback, nothing in the logdir touched; following the advice resumes from the previous."""
+    import io
+
+    from slimkit.training.config import TrainConfig
+    from slimkit.training.loop import train
+
+    logdir = tmp_path / "run"
+    config = TrainConfig(model="softmax_regression", data_dir=str(mnist_dir), logdir=str(logdir),
+                         learning_rate=0.5, batch_size=100, steps=10, save_every_n_steps=5)
+    train(config, log_stream=io.StringIO())
+    os.truncate(logdir / "ckpt-10.data-00000-of-00001", 100)
+    files = {p.name: p.read_bytes() for p in logdir.iterdir() if p.is_file()}
+
+    refused = subprocess.run([sys.executable, "-m", "slimkit", "train", "--logdir", str(logdir),
+                              "--steps", "20"], capture_output=True, text=True, timeout=120,
+                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert refused.stderr.strip().splitlines() == [
+        f"slimkit train: error: Cannot restore checkpoint {logdir}/ckpt-10: its files are corrupt or "
+        "incomplete (Read less bytes than requested). Nothing in the logdir was changed or deleted. "
+        f"To resume from the previous checkpoint, {logdir}/ckpt-5, edit {logdir}/checkpoint so that "
+        'it reads model_checkpoint_path: "ckpt-5" and move ckpt-10.* out of the logdir; or train '
+        "into another --logdir."]
+    assert {p.name: p.read_bytes() for p in logdir.iterdir() if p.is_file()} == files
+
+    state = (logdir / "checkpoint").read_text().splitlines()
+    (logdir / "checkpoint").write_text("\n".join(['model_checkpoint_path: "ckpt-5"'] + state[1:]))
+    (tmp_path / "aside").mkdir()
+    for path in logdir.glob("ckpt-10.*"):
+        path.rename(tmp_path / "aside" / path.name)
+    out = io.StringIO()
+    metrics = train(TrainConfig(**{**config.to_dict(), "steps": 20}), log_stream=out)
+    assert f"resuming from {logdir}/ckpt-5 (step 5 of 20)" in out.getvalue()
+    assert metrics["global_step"] == 20

@@ -25,12 +25,18 @@ def _error_line(capsys):
     (["train", "--preset", "deep-mnist-fats"], r"Unknown preset 'deep-mnist-fats'.*'deep-mnist-fast'"),
     (["train", "lenet", "--config", "/nonexistent/run.toml"], r"Config file not found"),
     (["eval", "/nonexistent/logdir"], r"slimkit eval: error: No checkpoint found at"),
+    (["train", "softmax_regression", "--keep-best", "--validation-size", "0", "--logdir",
+      "{tmp}/run"], r"Invalid value for `keep_best` with validation_size=0: "),
+    (["train", "softmax_regression", "--checkpoint-exclude-scopes", "logits", "--logdir",
+      "{tmp}/run"],
+     r"Invalid value for `checkpoint_exclude_scopes` without `checkpoint_path`: "),
     (["train", "lenet", "--save-every-n-secs", "-1"],
      r"Invalid value for `save_every_n_secs`\. Expected a number of seconds >= 0 \(0: not by time\)"),
 ])
-def test_user_errors_are_one_line_and_exit_2(argv, message, capsys):
-    assert main(argv) == 2
+def test_user_errors_are_one_line_and_exit_2(argv, message, capsys, tmp_path):
+    assert main([arg.replace("{tmp}", str(tmp_path)) for arg in argv]) == 2
     assert re.search(message, _error_line(capsys))
+    assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
 def test_unknown_key_in_config_file(tmp_path, capsys):

@@ -1,0 +1,141 @@
+"""The configuration a logdir holds (``config.json``), and the checks a later run must pass against it.
+
+A run writes its resolved :class:`~slimkit.training.config.TrainConfig` to ``<logdir>/config.json``
+once its checkpoint is restored (or warm-started), never before: a run refused at start-up leaves
+the logdir's file as it was. Beside the settings the file records the identity of the data the
+checkpoints were trained on (``data_identity``: dataset, number and names of the classes, image
+shape), because the settings alone do not pin it: ``--data-dir`` may name another copy of the same
+files on another machine, or another image folder altogether.
+
+A later run in the logdir is refused, before anything is written, if it names another model or
+dataset (:func:`check_compatible`, before the data is loaded) or brings other data
+(:func:`check_same_data`, once it is loaded)::
+
+    check_compatible(config, logdir)
+    data = load_training_data(config, ...)
+    check_same_data(config, data, logdir)
+    ...  # restore
+    save_config(config, logdir, data)
+"""
+
+import json
+import os
+import pathlib
+
+CONFIG_NAME = "config.json"
+DATA_KEY = "data_identity"  # not a TrainConfig field: dropped by load_saved_config
+# Settings a logdir's checkpoints depend on: resuming with other values is refused.
+IDENTITY_KEYS = ("model", "dataset")
+
+
+def data_identity(config, data):
+    """What the checkpoints depend on in ``data`` (a ``slimkit.training.data.TrainingData``)."""
+    return {"dataset": config.dataset, "num_classes": int(data.num_classes),
+            "class_names": [str(name) for name in data.class_names],
+            "image_shape": [int(d) for d in data.image_shape]}
+
+
+def save_config(config, logdir, data=None):
+    """Writes ``config`` (and the identity of ``data``, if given) to ``<logdir>/config.json``.
+
+    The file is replaced atomically, so a reader never sees half of it.
+    """
+    logdir = pathlib.Path(logdir)
+    logdir.mkdir(parents=True, exist_ok=True)
+    values = config.to_dict()
+    if data is not None:
+        values[DATA_KEY] = data_identity(config, data)
+    tmp = logdir / (CONFIG_NAME + ".tmp")
+    tmp.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, logdir / CONFIG_NAME)
+
+
+def read_saved(logdir):
+    """Everything in ``<logdir>/config.json`` (settings and ``data_identity``), or None.
+
+    Raises:
+        ValueError: If the file is not a JSON object; the message names it and says how to fix it.
+    """
+    path = pathlib.Path(logdir) / CONFIG_NAME
+    if not path.is_file():
+        return None
+    try:
+        values = json.loads(path.read_text())
+        problem = None if isinstance(values, dict) else f"it holds a {type(values).__name__}"
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        problem = f"it is not valid JSON ({e})"
+    if problem:
+        raise ValueError(f"Cannot read {path}: {problem}. Expected the JSON object of TrainConfig "
+                         "settings that `slimkit train` saved there. Repair the file, or remove "
+                         "it to train on in this logdir with this run's settings (they are saved "
+                         "anew), or use another --logdir.")
+    return values
+
+
+def load_saved_config(logdir):
+    """The TrainConfig keys saved in ``<logdir>/config.json`` (a dict), or None if there is none.
+
+    Raises:
+        ValueError: If the file is corrupt (see :func:`read_saved`).
+    """
+    from slimkit.training.config import field_names
+
+    values = read_saved(logdir)
+    if values is None:
+        return None
+    # A config saved by a newer slimkit may hold keys this one lacks: keep what it knows.
+    known = field_names()
+    return {k: v for k, v in values.items() if k in known}
+
+
+def check_compatible(config, logdir):
+    """Refuses to train into a logdir whose saved run has another model or dataset.
+
+    Raises:
+        ValueError: Naming the differing keys and the two ways out (another logdir, or the same
+            settings).
+    """
+    saved = load_saved_config(logdir)
+    if saved is None:
+        return
+    differ = [k for k in IDENTITY_KEYS if saved.get(k) != getattr(config, k)]
+    if differ:
+        what = ", ".join(f"{k}={saved.get(k)!r} (this run: {getattr(config, k)!r})" for k in differ)
+        raise ValueError(f"Logdir {str(logdir)!r} holds a run with {what}; its checkpoints cannot "
+                         "be resumed by this run. Use another --logdir, or the same "
+                         f"{' and '.join(differ)} to resume it.")
+
+
+def check_same_data(config, data, logdir):
+    """Refuses to resume a logdir's run on other data (other classes or image shape).
+
+    ``--data-dir`` itself may differ (the same files elsewhere); the classes and image shape may
+    not. A logdir saved before the data identity was recorded is not checked.
+
+    Raises:
+        ValueError: Naming what differs, what the logdir holds, and the fix (another --logdir).
+    """
+    saved = read_saved(logdir)
+    if not saved or not isinstance(saved.get(DATA_KEY), dict):
+        return
+    before, now = saved[DATA_KEY], data_identity(config, data)
+    differ = [k for k in ("num_classes", "class_names", "image_shape") if before.get(k) != now[k]]
+    if not differ:
+        return
+    names = {"num_classes": "number of classes", "class_names": "class names",
+             "image_shape": "image shape"}
+    what = "; ".join(f"{names[k]} {_show(before.get(k))} (this run's data: {_show(now[k])})"
+                     for k in differ)
+    fix = " (or --image-size of the logdir's run)" if differ == ["image_shape"] else ""
+    where = f" (it was trained with --data-dir {saved['data_dir']})" if saved.get("data_dir") else ""
+    raise ValueError(f"Logdir {str(logdir)!r} holds a run trained on other data: {what}. Its "
+                     f"checkpoints cannot be resumed on this data{where}. Use another --logdir for "
+                     f"this data, or the data the logdir's run was trained on{fix} to resume it.")
+
+
+def _show(value):
+    if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+        return "x".join(str(v) for v in value)  # an image shape: 28x28x3
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
