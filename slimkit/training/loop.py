@@ -110,6 +110,8 @@ def train(config, train_step_fn=None, log_stream=None):
             # --- step, summarize, checkpoint, stop
             step, stopped, last = _train_steps(run, step, progress, started)
             path = _save(run, progress)  # the final checkpoint
+            if config.keep_best and stopped in ("steps", "max_time") and run.evaluated != step:
+                _periodic_eval(run, step, progress)  # the final weights may be the best
             progress.close()
             metrics = {"global_step": step, "train_loss": last["loss"],
                        "train_accuracy": last["accuracy"],
@@ -301,6 +303,7 @@ class _Run:
                                                           strategy, options)
         self.out_dir = worker_logdir(config.resolved_logdir(), strategy)
         self.restored_from = None  # the logdir checkpoint this run resumed from (see _restore)
+        self.evaluated = None  # the step of the last validation evaluation
         self.checkpoints = ckpt_lib.Checkpoints(
             ckpt_lib.make_checkpoint(self.model, self.optimizer, self.state, self.ema),
             self.state, self.out_dir, keep=config.keep, keep_best=config.keep_best)
@@ -392,6 +395,7 @@ def _periodic_eval(run, step, progress):
         return
     with run.averaged_weights():
         metrics = run.evaluate("validation")
+    run.evaluated = step
     _write_scalars(run.writer("validation"), step,
                    {"accuracy": metrics["accuracy"], "loss": metrics["loss"]})
     best = run.checkpoints.save_best(metrics["accuracy"], step)

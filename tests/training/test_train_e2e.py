@@ -36,6 +36,16 @@ def _scalars(folder, tag):
     return found
 
 
+def _assert_best_is_the_max(logdir, evaluated):
+    """best.json holds the first of the highest validation accuracies evaluated."""
+    best = json.loads((logdir / "best" / "best.json").read_text())
+    top = max(accuracy for _, accuracy in evaluated)
+    assert best["step"] == next(step for step, accuracy in evaluated if accuracy == top)
+    assert best["accuracy"] == pytest.approx(top, abs=1e-6)  # (TensorBoard holds float32)
+    assert _ckpt_steps(logdir / "best") == [best["step"]]
+    return best
+
+
 def _kernels(checkpoint):
     """{layer name: kernel} of a lenet checkpoint, read through the model."""
     from slimkit.models.registry import get_model
@@ -121,7 +131,10 @@ def test_nonfinite_loss_stops_with_diagnosis_and_keeps_last_good_checkpoint(tmp_
         train(config, log_stream=_quiet())
     message = str(info.value)
     assert "Non-finite loss or gradient at step 1" in message          # step 11..19
-    assert "layer '" in message or "gradient" in message               # diagnose_nonfinite's finding
+    # diagnose_nonfinite's finding: the first layer whose output overflowed (deterministic ops).
+    assert ": the output of layer 'conv2' (Conv2D) is the first non-finite value in the forward " \
+           "pass" in message
+    assert "its inputs and weights are finite, so the values overflowed in this layer" in message
     assert f"the last good checkpoint is {tmp_path / 'ckpt-10'}" in message
     assert _ckpt_steps(tmp_path) == [10]                               # no NaN weights written
     reader = tf.train.load_checkpoint(str(tmp_path / "ckpt-10"))
@@ -148,9 +161,9 @@ def test_ema_best_checkpoint_and_trainable_scopes(tmp_path, mnist_dir):
                          clip_gradient_norm=1.0, trainable_scopes=["fc3", "fc4"],
                          save_every_n_steps=20, precision="fp32")
     metrics = train(config, log_stream=_quiet())
-    best = json.loads((tmp_path / "best" / "best.json").read_text())
-    assert best["step"] in (20, 40, 60) and 0 < best["accuracy"] <= 1
-    assert _ckpt_steps(tmp_path / "best") == [best["step"]]
+    evaluated = _scalars(tmp_path / "validation", "accuracy")
+    assert [step for step, _ in evaluated] == [20, 40, 60]  # the final step once, not twice
+    best = _assert_best_is_the_max(tmp_path, evaluated)
     assert {"accuracy", "loss"} <= _scalar_tags(tmp_path / "validation")
     # Only fc3 and fc4 were trained: the conv kernels are the same at steps 20 and 60.
     first, last = (_kernels(tmp_path / f"ckpt-{s}") for s in (20, 60))
@@ -180,10 +193,39 @@ def test_custom_train_step_fn_is_used(tmp_path, mnist_dir):
         return counted
 
     config = TrainConfig(model="softmax_regression", data_dir=str(mnist_dir), logdir=str(tmp_path),
-                         learning_rate=0.5, batch_size=100, steps=30, steps_per_call=10,
-                         startup_delay_steps=5)  # Slim's: only non-chief workers would wait
+                         learning_rate=0.5, batch_size=100, steps=30, steps_per_call=10)
     metrics = train(config, train_step_fn=my_step_fn, log_stream=_quiet())
     assert calls == [10, 10, 10] and metrics["global_step"] == 30
+
+
+def test_keep_best_considers_the_final_weights(tmp_path, mnist_dir):
+    # Checkpoints are due at step 20 only; the final checkpoint (30) is evaluated for best/ too.
+    config = TrainConfig(model="softmax_regression", data_dir=str(mnist_dir), logdir=str(tmp_path),
+                         learning_rate=0.5, steps=30, keep_best=True, save_every_n_steps=20)
+    out = io.StringIO()
+    train(config, log_stream=out)
+    evaluated = _scalars(tmp_path / "validation", "accuracy")
+    assert [step for step, _ in evaluated] == [20, 30]
+    assert "step 30: validation accuracy" in out.getvalue()
+    _assert_best_is_the_max(tmp_path, evaluated)
+
+
+def test_startup_delay_steps_is_a_no_op_on_one_worker(tmp_path, mnist_dir):
+    """TF-Slim delays only non-chief workers of asynchronous training: one worker runs at once.
+    Synchronous multi-worker training refuses it (every worker takes part in every step)."""
+    from slimkit.training.checks import check_startup_delay
+
+    config = TrainConfig(model="softmax_regression", data_dir=str(mnist_dir), logdir=str(tmp_path),
+                         learning_rate=0.5, batch_size=100, steps=30, startup_delay_steps=5)
+    metrics = train(config, log_stream=_quiet())
+    assert (metrics["global_step"], metrics["stopped"]) == (30, "steps")
+    check_startup_delay(config, workers=1)
+    with pytest.raises(ValueError) as info:
+        check_startup_delay(config, workers=2)  # the count distribute.num_workers gives train()
+    assert str(info.value) == (
+        "Invalid value for `startup_delay_steps` with synchronous multi-worker training: every "
+        "worker takes part in every step, so none can start later (TF-Slim requires 0 with a sync "
+        "optimizer too). Expected 0. Received startup_delay_steps=5.")
 
 
 def test_seconds_based_checkpoints_and_summaries(tmp_path, mnist_dir):
