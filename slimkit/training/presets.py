@@ -34,11 +34,14 @@ PRESETS = {
         lr_schedule="one-cycle", batch_size=128, epochs=5.0, keep_prob=0.5, augment="shift",
         ema_decay=0.999, precision="auto", log_every_n_steps=100, save_every_n_steps=500),
     # TF-Slim's scripts/train_lenet_on_mnist.sh: LeNet, plain SGD 0.01 (fixed), batch 50, no weight
-    # decay, 20,000 steps, checkpoints and summaries every 60 s.
+    # decay, 20,000 steps on all 60,000 training images (Slim's MNIST has no validation split),
+    # checkpoints and summaries every 60 s (not by steps), progress every 100 steps. One difference:
+    # Slim's lenet preprocessing scales pixels to [-1, 1); slimkit's MNIST arrays are in [0, 1].
     "lenet-slim": dict(
         model="lenet", dataset="mnist", optimizer="sgd", learning_rate=0.01, lr_schedule="fixed",
-        batch_size=50, steps=20000, weight_decay=0.0, precision="auto", log_every_n_steps=100,
-        save_every_n_secs=60.0, save_summaries_secs=60.0),
+        batch_size=50, steps=20000, weight_decay=0.0, validation_size=0, precision="auto",
+        log_every_n_steps=100, save_every_n_secs=60.0, save_summaries_secs=60.0,
+        save_summaries_steps=None),
     # AlexNet (TF-Slim's single-tower alexnet_v2) on an image folder (--data-dir DIR, one
     # sub-folder per class): 224x224 random crops and flips, momentum 0.9, learning rate 0.01 with
     # warm-up and cosine decay, weight decay 5e-4, dropout 0.5, 30 epochs; the best checkpoint by

@@ -192,6 +192,15 @@ def test_presets_resolve_and_unknown_preset():
     tutorial = get_preset("deep-mnist-tutorial")
     assert (tutorial["optimizer"], tutorial["learning_rate"], tutorial["batch_size"],
             tutorial["keep_prob"], tutorial["steps"]) == ("adam", 1e-4, 50, 0.5, 20000)
+    softmax = TrainConfig.from_sources("mnist-softmax-tutorial")
+    assert (softmax.model, softmax.optimizer, softmax.learning_rate, softmax.lr_schedule,
+            softmax.batch_size, softmax.steps) == ("softmax_regression", "sgd", 0.5, "fixed", 100, 1000)
+    # TF-Slim's train_lenet_on_mnist.sh: all 60,000 training images, summaries/checkpoints by time
+    lenet = TrainConfig.from_sources("lenet-slim")
+    assert (lenet.model, lenet.optimizer, lenet.learning_rate, lenet.lr_schedule, lenet.batch_size,
+            lenet.steps, lenet.weight_decay, lenet.validation_size, lenet.save_every_n_secs,
+            lenet.save_summaries_secs, lenet.save_summaries_steps, lenet.save_every_n_steps) == (
+        "lenet", "sgd", 0.01, "fixed", 50, 20000, 0.0, 0, 60.0, 60.0, None, None)
     with pytest.raises(ValueError, match=r"Unknown preset 'deep-mnist-fats'.*Did you mean "
                                          r"'deep-mnist-fast'\?"):
         get_preset("deep-mnist-fats")
