@@ -14,11 +14,17 @@ def check_training_settings(config):
     """Refuses settings that would be silently ignored by training.
 
     Raises:
-        ValueError: For ``keep_best`` without a validation split (MNIST-format data with
-            ``validation_size=0``), or ``checkpoint_exclude_scopes`` without ``checkpoint_path``.
+        ValueError: For ``keep_best`` or ``eval_every_n_steps`` without a validation split
+            (MNIST-format data with ``validation_size=0``), or ``checkpoint_exclude_scopes`` without ``checkpoint_path``.
     """
     from slimkit.training.data import FOLDER
 
+    if config.eval_every_n_steps and config.validation_size == 0 and config.dataset != FOLDER:
+        raise ValueError("Invalid value for `eval_every_n_steps` with validation_size=0: the "
+                         "periodic evaluation runs on the validation split, and this run holds out "
+                         "no validation examples. Expected validation_size > 0 (e.g. 5000), or "
+                         "eval_every_n_steps unset. Received eval_every_n_steps="
+                         f"{config.eval_every_n_steps}, validation_size=0.")
     if config.keep_best and config.validation_size == 0 and config.dataset != FOLDER:
         raise ValueError("Invalid value for `keep_best` with validation_size=0: the best checkpoint "
                          "is chosen by validation accuracy, and this run holds out no validation "
@@ -50,16 +56,19 @@ def check_startup_delay(config, workers):
 
 
 def check_validation_split(config, data):
-    """Refuses ``keep_best`` when the loaded data has no validation split (e.g. an image folder
+    """Refuses ``keep_best``/``eval_every_n_steps`` when the loaded data has no validation split (e.g. an image folder
     too small to hold out any image).
 
     Args:
         config: The run's TrainConfig.
         data: Its ``slimkit.training.data.TrainingData``.
     """
-    if config.keep_best and "validation" not in data.eval_splits:
-        raise ValueError(f"Invalid value for `keep_best`: the data of this run ({config.dataset}"
+    setting = ("keep_best" if config.keep_best else
+               "eval_every_n_steps" if config.eval_every_n_steps else None)
+    if setting and "validation" not in data.eval_splits:
+        raise ValueError(f"Invalid value for `{setting}`: the data of this run ({config.dataset}"
                          + (f" at {config.data_dir}" if config.data_dir else "") + ") has no "
-                         "validation split to choose the best checkpoint by. Expected a validation "
-                         "split (an image folder: a val/ folder beside train/, or enough images per "
-                         "class to hold 10% out), or keep_best off. Received keep_best=True.")
+                         "validation split to evaluate on. Expected a validation split (an image "
+                         "folder: a val/ folder beside train/, or enough images per class to hold "
+                         f"10% out), or {setting} off. Received {setting}="
+                         f"{getattr(config, setting)}.")

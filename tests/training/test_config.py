@@ -175,6 +175,14 @@ def test_settings_training_would_ignore_are_refused():
         "validation_size > 0 (e.g. 5000), or keep_best off. Received keep_best=True, "
         "validation_size=0.")
     with pytest.raises(ValueError) as info:
+        check_training_settings(TrainConfig(model="lenet", eval_every_n_steps=100,
+                                            validation_size=0))
+    assert str(info.value) == (
+        "Invalid value for `eval_every_n_steps` with validation_size=0: the periodic evaluation "
+        "runs on the validation split, and this run holds out no validation examples. Expected "
+        "validation_size > 0 (e.g. 5000), or eval_every_n_steps unset. Received "
+        "eval_every_n_steps=100, validation_size=0.")
+    with pytest.raises(ValueError) as info:
         check_training_settings(TrainConfig(model="lenet", checkpoint_exclude_scopes="fc4"))
     assert str(info.value) == (
         "Invalid value for `checkpoint_exclude_scopes` without `checkpoint_path`: it names the "

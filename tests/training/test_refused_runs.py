@@ -90,7 +90,7 @@ def test_keep_best_on_a_folder_without_a_validation_split_is_refused(tmp_path):
         train(config, log_stream=io.StringIO())
     assert str(info.value) == (
         f"Invalid value for `keep_best`: the data of this run (folder at {tiny}) has no validation "
-        "split to choose the best checkpoint by. Expected a validation split (an image folder: a "
-        "val/ folder beside train/, or enough images per class to hold 10% out), or keep_best off. "
+        "split to evaluate on. Expected a validation split (an image folder: a val/ folder beside "
+        "train/, or enough images per class to hold 10% out), or keep_best off. "
         "Received keep_best=True.")
     assert not (tmp_path / "run").exists()
