@@ -79,7 +79,7 @@ class Progress:
         elif step // self.log_every > self._last_step // self.log_every or step == self.total_steps:
             self._print_line(
                 f"step {step}/{self.total_steps}  loss {loss:.4f}  accuracy {accuracy:.3f}  "
-                f"{self.examples_per_sec():,.0f} examples/s  lr {learning_rate:.3g}  "
+                f"{self._speed()} examples/s  lr {learning_rate:.3g}  "
                 f"ETA {self.eta(step)}")
         self._last_step, self._last_time = step, now
 
@@ -87,8 +87,14 @@ class Progress:
         """Steady-state examples per second (0 until measured)."""
         return (self._rate or 0.0) * self.batch_size
 
+    def _speed(self):
+        """Examples/s for display: '?' until the steady-state speed is measured."""
+        return f"{self.examples_per_sec():,.0f}" if self._rate else "?"
+
     def eta(self, step):
         """Remaining time as H:MM:SS, or '?' before the speed is known."""
+        if step >= self.total_steps:
+            return _duration(0)
         if not self._rate:
             return "?"
         return _duration((self.total_steps - step) / self._rate)
@@ -115,7 +121,7 @@ class Progress:
     def _draw_bar(self, step, loss, accuracy):
         done = (step - self.start_step) / max(1, self.total_steps - self.start_step)
         stats = (f" {100 * step / max(1, self.total_steps):5.1f}%  loss {loss:.4f}  acc "
-                 f"{accuracy:.3f}  {self.examples_per_sec():,.0f} ex/s  ETA {self.eta(step)}")
+                 f"{accuracy:.3f}  {self._speed()} ex/s  ETA {self.eta(step)}")
         head = f"step {step:>{len(str(self.total_steps))}}/{self.total_steps} "
         width = shutil.get_terminal_size((100, 20)).columns
         bar_width = max(10, min(40, width - len(head) - len(stats) - 3))

@@ -47,3 +47,12 @@ def test_disabled_progress_prints_nothing():
     _feed(progress, 100, per_call=10)
     progress.message("hidden")
     assert out.getvalue() == ""
+
+
+def test_a_run_too_short_to_measure_says_so_instead_of_zero():
+    out = io.StringIO()
+    progress = Progress(0, 20, batch_size=10, log_every_n_steps=10, stream=out)
+    _feed(progress, 20, per_call=10)  # 2 calls: fewer than the warm-up, no steady-state speed
+    lines = out.getvalue().splitlines()
+    assert lines == ["step 10/20  loss 0.1000  accuracy 0.500  ? examples/s  lr 0.1  ETA ?",
+                     "step 20/20  loss 0.0500  accuracy 0.500  ? examples/s  lr 0.1  ETA 0:00:00"]
