@@ -94,3 +94,29 @@ def test_save_every_n_secs_0_saves_by_steps_only(tmp_path, mnist_dir, capsys):
     steps = sorted(int(p.name[5:-6]) for p in logdir.glob("ckpt-*.index"))
     assert steps == [10, 20, 30]
     assert json.loads((logdir / "config.json").read_text())["save_every_n_secs"] == 0
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ([], None),  # default: the cores this process may use (affinity mask, cgroup quota)
+    (["--intra-op-threads", "1", "--inter-op-threads", "1"], (1, 1)),
+])
+def test_thread_settings_default_to_usable_cores_and_can_be_overridden(flags, expected, tmp_path,
+                                                                       mnist_dir):
+    # A fresh process: TensorFlow's thread pools can only be sized before its runtime starts.
+    import subprocess
+    import sys
+
+    from slimkit.training.runtime import usable_cores
+
+    code = ("import sys, json, tensorflow as tf; from slimkit.cli import main; rc = main(sys.argv[1:]);"
+            "t = tf.config.threading; print(json.dumps([rc, t.get_intra_op_parallelism_threads(), "
+            "t.get_inter_op_parallelism_threads()]))")
+    result = subprocess.run(
+        [sys.executable, "-c", code, "train", "softmax_regression", "--data-dir", str(mnist_dir),
+         "--logdir", str(tmp_path / "run"), "--steps", "2", "--batch-size", "10", *flags],
+        capture_output=True, text=True, timeout=120)
+    rc, intra, inter = json.loads(result.stdout.splitlines()[-1])
+    assert rc == 0, result.stderr
+    intra_expected, inter_expected = expected or (usable_cores(), 0)
+    assert (intra, inter) == (intra_expected, inter_expected)
+    assert f"; {intra_expected} intra-op threads" in result.stdout
