@@ -8,8 +8,12 @@
   ``https`` and ``file`` URLs all work) into a temporary ``.<name>.<random>.part`` file in the same
   folder, hashed while it streams, and renamed onto its final name (``os.replace``, atomic on one
   file system) only when the MD5 matches. Any failure - HTTP error, refused connection, time-out,
-  wrong checksum, interruption - removes the temporary file and moves on to the next mirror, so the
-  folder never holds a partial or wrong file under a real name.
+  reset connection, TLS error, wrong checksum - removes the temporary file and moves on to the next
+  mirror, so the folder never holds a partial or wrong file under a real name. A local file
+  operation that fails (creating, writing or renaming in the folder: no permission, read-only or
+  full disk) is an ``OSError`` naming the folder at once, as no mirror would do better; errors are
+  classified by the operation that raised them, never by ``errno`` (an ``ssl.SSLError`` carries an
+  SSL error code there, 1 for most TLS errors, which is also ``EPERM``).
 - If every mirror fails, a :class:`DownloadError` (a ``FileNotFoundError``) says which files to put
   in which folder, with their checksums and each mirror's error: the offline recipe.
 
@@ -31,7 +35,6 @@ Progress. On a terminal, one self-updating line per file; otherwise one line whe
 and one when it ends, so CI logs stay readable.
 """
 
-import errno
 import gzip
 import hashlib
 import http.client
@@ -47,9 +50,6 @@ from slimkit.data.registry import find_file, get_dataset_info
 
 TIMEOUT = 60  # seconds without data before a mirror is given up
 _CHUNK = 1 << 16
-# Errors of the local folder (not of the network): every mirror would fail the same way.
-_LOCAL_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG,
-                 errno.ENAMETOOLONG}
 
 
 class DownloadError(FileNotFoundError):
@@ -150,26 +150,35 @@ def ensure_files(name, folder, mirrors=None):
                               f"data_dir= or set SLIMKIT_DATA_DIR to one, or put the files there "
                               f"yourself.") from None
     failed, errors, unreachable = [], [], set()
-    for data_file in missing:
-        for mirror in mirrors:
-            if mirror in unreachable:  # don't wait for a dead host once per file
-                continue
-            url = mirror.rstrip("/") + "/" + data_file.name
-            error = _download(url, folder, data_file)
-            if error is None:
-                break
-            errors.append(f"{url}: {error}")
-            if error.startswith("cannot connect"):
-                unreachable.add(mirror)
-        else:
-            failed.append(data_file)
+    try:
+        for data_file in missing:
+            for mirror in mirrors:
+                if mirror in unreachable:  # don't wait for a dead host once per file
+                    continue
+                url = mirror.rstrip("/") + "/" + data_file.name
+                error = _download(url, folder, data_file)
+                if error is None:
+                    break
+                errors.append(f"{url}: {error}")
+                if error.startswith("cannot connect"):
+                    unreachable.add(mirror)
+            else:
+                failed.append(data_file)
+    except BaseException:  # the folder cannot be written, or an interruption
+        _remove_if_empty(folder, created)
+        raise
     if failed:
-        if created and not any(folder.iterdir()):
-            folder.rmdir()  # leave no empty folder behind a failed first download
+        _remove_if_empty(folder, created)
         details = "; ".join(errors) or "no mirrors given"
         raise DownloadError(_where_to_put(info, folder, failed, "downloading failed") +
                             f" Mirror errors: {details}.")
     return folder
+
+
+def _remove_if_empty(folder, created):
+    """Leaves no empty folder behind a failed first download."""
+    if created and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _check_existing(path, data_file):
@@ -205,6 +214,27 @@ def _unwritable(folder, data_file, error):
         f"folder (or set XDG_CACHE_HOME), or put the files in {folder} yourself.")
 
 
+class _FolderError(Exception):
+    """An ``OSError`` of a local file operation, kept apart from the network's ``OSError``s.
+
+    Errors are told apart by where they are raised, not by ``errno``: an ``ssl.SSLError``'s errno is
+    an SSL error code (``SSL_ERROR_SSL`` is 1, like ``EPERM``), and a reset connection is an
+    ``OSError`` too.
+    """
+
+    def __init__(self, error):
+        super().__init__(error)
+        self.error = error
+
+
+def _local(operation, *args, **kwargs):
+    """Runs a local file operation; its ``OSError`` becomes a :class:`_FolderError`."""
+    try:
+        return operation(*args, **kwargs)
+    except OSError as e:
+        raise _FolderError(e) from e
+
+
 def _download(url, folder, data_file):
     """Fetches one file to a temporary name, renamed when the MD5 matches; None or an error.
 
@@ -212,42 +242,55 @@ def _download(url, folder, data_file):
         OSError: the folder cannot be written (permission, read-only or full disk); see
             :func:`_unwritable`. Network errors are returned, so the next mirror is tried.
     """
-    tmp = None
+    tmp = out = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{data_file.name}.", suffix=".part")
+        fd, tmp = _local(tempfile.mkstemp, dir=folder, prefix=f".{data_file.name}.",
+                         suffix=".part")
+        out = os.fdopen(fd, "wb")
         md5 = hashlib.md5()
-        with os.fdopen(fd, "wb") as out:
-            with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
-                total = int(response.headers.get("Content-Length") or 0)
-                progress = _Progress(data_file.name, url, total)
-                for chunk in iter(lambda: response.read(_CHUNK), b""):
-                    out.write(chunk)
-                    md5.update(chunk)
-                    progress.update(len(chunk))
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+            total = int(response.headers.get("Content-Length") or 0)
+            progress = _Progress(data_file.name, url, total)
+            for chunk in iter(lambda: response.read(_CHUNK), b""):
+                _local(out.write, chunk)
+                md5.update(chunk)
+                progress.update(len(chunk))
+        _local(out.close)  # flushes: a full disk may only show here
         if total and progress.done_bytes != total:  # the server hung up early
             progress.done(f"incomplete: {progress.done_bytes} of {total} bytes")
             return f"incomplete download ({progress.done_bytes} of {total} bytes)"
         digest = md5.hexdigest()
         if digest != data_file.md5 and not (digest == data_file.raw_md5 or
-                                            matches(tmp, data_file)):
+                                            _local(matches, tmp, data_file)):
             progress.done(f"rejected: MD5 {digest}, expected {data_file.md5}")
             return f"wrong checksum (MD5 {digest}, expected {data_file.md5})"
-        os.replace(tmp, os.path.join(folder, data_file.name))
+        _local(os.replace, tmp, os.path.join(folder, data_file.name))
         tmp = None
         progress.done("MD5 ok")
         return None
-    except urllib.error.HTTPError as e:
-        return f"HTTP error {e.code} {e.reason}"
-    except urllib.error.URLError as e:
-        return f"cannot connect ({getattr(e.reason, 'strerror', None) or e.reason})"
+    except _FolderError as e:
+        raise _unwritable(folder, data_file, e.error) from None
     except (OSError, ValueError, http.client.HTTPException) as e:
-        if getattr(e, "errno", None) in _LOCAL_ERRNOS:
-            raise _unwritable(folder, data_file, e) from None
-        # time-out, reset connection, cut-short body (IncompleteRead), malformed URL
-        return f"{type(e).__name__}: {e}"
+        return _network_error(e)
     finally:
+        if out is not None and not out.closed:
+            try:
+                out.close()
+            except OSError:
+                pass  # the partial file is removed below; the first error is the one reported
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _network_error(error):
+    """What went wrong with a mirror, for the list of mirror errors (the next one is tried)."""
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP error {error.code} {error.reason}"
+    if isinstance(error, urllib.error.URLError):
+        reason = error.reason
+        return f"cannot connect ({getattr(reason, 'strerror', None) or reason})"
+    # time-out, reset connection, TLS error, cut-short body (IncompleteRead), malformed URL
+    return f"{type(error).__name__}: {error}"
 
 
 class _Progress:

@@ -2,16 +2,24 @@
 
 The server's root holds ``good/`` (a symlink to the shared MNIST folder), ``corrupt/`` (same names,
 wrong bytes) and nothing else (so any other path is a 404); ``/truncated/<file>`` promises the whole
-file and hangs up half-way.
+file and hangs up half-way; ``/reset/<file>`` sends half of it and resets the connection. The same
+handler also serves over TLS, where ``/tls-broken/<file>`` sends half of the file and then a record
+no TLS client can decrypt.
 """
 
 import functools
 import hashlib
 import http.server
 import io
+import os
 import pathlib
 import re
+import shutil
 import socket
+import ssl
+import struct
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -28,15 +36,22 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
     def do_GET(self):
-        if self.path.startswith("/truncated/"):
-            body = (self.server.mnist_dir / self.path.rsplit("/", 1)[1]).read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body[: len(body) // 2])
-            self.close_connection = True
-            return
-        super().do_GET()
+        broken = self.path.split("/")[1]
+        if broken not in ("truncated", "reset", "tls-broken"):
+            return super().do_GET()
+        body = (self.server.mnist_dir / self.path.rsplit("/", 1)[1]).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.close_connection = True
+        if broken == "reset":  # SO_LINGER 0: close() sends a RST (no FIN), the client's read fails
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.rfile.close()  # its reference would defer the close
+            self.connection.close()
+        elif broken == "tls-broken":  # an application-data record with a bogus MAC, under TLS
+            with socket.socket(fileno=os.dup(self.connection.fileno())) as raw:
+                raw.sendall(b"\x17\x03\x03\x00\x20" + b"\x00" * 32)
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +67,35 @@ def server(tmp_path_factory, mnist_dir):
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory, mnist_dir):
+    """The handler over TLS, with a certificate for 127.0.0.1 that urllib is made to trust.
+
+    urllib's default context honours ``SSL_CERT_FILE`` (OpenSSL reads it when the context loads its
+    default certificates), so the client code is the one users run.
+    """
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    keys = tmp_path_factory.mktemp("tls")
+    cert, key = keys / "cert.pem", keys / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    root = tmp_path_factory.mktemp("tls_mirror")
+    (root / "good").symlink_to(mnist_dir)
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    httpd.mnist_dir = mnist_dir
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{httpd.server_address[1]}", cert
     httpd.shutdown()
     httpd.server_close()
 
@@ -117,6 +161,57 @@ def test_all_mirrors_failing_says_which_files_go_where(server, closed_port, tmp_
     assert f"{server}/truncated/t10k-labels-idx1-ubyte.gz: incomplete download (2271 of 4542 " \
         f"bytes)" in message
     assert not folder.exists()  # the folder it created is removed again, with no partial files
+
+
+def test_a_reset_connection_mid_body_falls_through_to_the_next_mirror(server, tmp_path):
+    folder = tmp_path / "data"
+    ensure_files("mnist", folder, mirrors=[server + "/reset/", server + "/good/"])
+    _assert_complete(folder)
+    with pytest.raises(DownloadError, match=re.escape(
+            f"{server}/reset/train-images-idx3-ubyte.gz: ConnectionResetError: [Errno 104]")):
+        ensure_files("mnist", tmp_path / "again", mirrors=[server + "/reset/"])
+    assert not (tmp_path / "again").exists()
+
+
+def test_a_tls_error_mid_body_is_a_network_error_not_an_unwritable_folder(tls_server, tmp_path,
+                                                                         monkeypatch):
+    """ssl.SSLError's errno is SSL_ERROR_SSL (1), which is also EPERM: no longer "Cannot write"."""
+    url, cert = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    folder = tmp_path / "data"
+    ensure_files("mnist", folder, mirrors=[url + "/tls-broken/", url + "/good/"])
+    _assert_complete(folder)
+    with pytest.raises(DownloadError) as raised:
+        ensure_files("mnist", tmp_path / "again", mirrors=[url + "/tls-broken/"])
+    assert re.search(re.escape(f"{url}/tls-broken/train-images-idx3-ubyte.gz: SSLError: [SSL: ") +
+                     r"[A-Z_]+\] ", str(raised.value))
+    assert not (tmp_path / "again").exists()  # the folder it created is removed again
+
+
+_FILE_SIZE_LIMIT = """
+import resource, signal, sys
+from slimkit.data.download import ensure_files
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+try:
+    ensure_files("mnist", sys.argv[1], mirrors=[sys.argv[2]])
+except OSError as e:
+    print(type(e).__name__, e)
+"""
+
+
+def test_a_folder_that_cannot_be_written_stops_at_once(server, tmp_path):
+    """A local write error (here EFBIG, under a file-size limit) names the folder; no mirror is
+    tried after it, and the folder it created is removed again."""
+    folder = tmp_path / "new"
+    result = subprocess.run(
+        [sys.executable, "-c", _FILE_SIZE_LIMIT, str(folder), server + "/good/"],
+        capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == (
+        f"OSError Cannot write train-images-idx3-ubyte.gz into the folder {folder} (File too "
+        f"large). Expected a writable folder with free space: pass --data-dir / data_dir= a "
+        f"writable folder (or set XDG_CACHE_HOME), or put the files in {folder} yourself.")
+    assert not folder.exists()
 
 
 def test_only_missing_files_are_fetched(server, tmp_path, mnist_dir):
