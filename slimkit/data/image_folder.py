@@ -11,11 +11,13 @@ first rejects what is plainly not an image (empty, unknown signature, unreadable
 file is decoded once with the very op the pipeline uses (``tf.io.decode_image``, decode only, no
 resize), in parallel through tf.data. So a file whose header and trailer are intact but whose
 middle is corrupt (a JPEG with a bogus marker in its scan, a PNG with a damaged IDAT chunk) is
-caught too. Files that fail are left out of the splits and reported in ONE warning that lists them
-(also kept in ``ImageFolder.skipped_files``): the file counts behind the feed position (epoch,
-offset) are those of the images actually served, so resuming stays exact. A JPEG whose damage
-libjpeg only warns about ("Corrupt JPEG data: N extraneous bytes") decodes, to TensorFlow as to
-Pillow, and is served.
+caught too. A file that fails to decode is read again in Python to say why: bytes that cannot be
+read (permission, an I/O error) are reported with the OS's reason, readable ones as corrupt image
+data. Files that fail are left out of the splits and reported in ONE warning that lists them (also
+kept in ``ImageFolder.skipped_files``): the file counts behind the feed position (epoch, offset)
+are those of the images actually served, so resuming stays exact. A JPEG whose damage libjpeg only
+warns about ("Corrupt JPEG data: N extraneous bytes") decodes, to TensorFlow as to Pillow, and is
+served.
 
 Cost, measured on 2 cores shared with other jobs (AMD EPYC, TF 2.21) on 400 generated 500x375 JPEGs
 (85 KB each): indexing took ~0.7 s with every file decoded (~1.7 ms per file; ~0.05 s with the
@@ -23,8 +25,10 @@ structural check alone, ~0.05 s again with cached verdicts). That is ~6 s for fl
 files and ~35 min for ImageNet's 1.28 M. So for folders of 1,000 files or more the verdicts are
 cached in the user cache (``$XDG_CACHE_HOME/slimkit/image_folders/``), keyed by path, size and
 modification time: indexing again costs a ``stat`` per file, and only new or changed files are
-decoded. As a last line of defence, a file changed after indexing that no longer decodes is dropped
-by the pipeline (with TensorFlow's warning) instead of stopping training.
+decoded. Only decoding verdicts are cached: a file that could not be read is tried again next time
+(the error may have been transient), and a malformed cache file counts as empty. As a last line of
+defence, a file changed after indexing that no longer decodes is dropped by the pipeline (with
+TensorFlow's warning) instead of stopping training.
 
 Pipeline (``ImageFolder.dataset``): file order -> parallel ``tf.io.decode_image(channels=3,
 expand_animations=False)`` (grayscale, palette, RGBA, 16-bit and CMYK images all come out as 8-bit
@@ -278,6 +282,9 @@ def _split(pairs, fraction, seed):
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 
 
+_CORRUPT = "truncated or corrupt image data"
+
+
 def _unreadable(pairs, root):
     """Sorted (path, reason) of every file the pipeline could not decode (module docstring)."""
     paths = [path for path, _ in pairs]
@@ -288,12 +295,34 @@ def _unreadable(pairs, root):
     images = [path for path, reason in zip(paths, reasons) if not reason]
     cache = _VerdictCache(root, images) if len(paths) >= _CACHE_MIN_FILES else None
     todo = cache.unknown() if cache else images
-    failed = set(_undecodable(todo))
+    problems = _decode_problems(todo)
     if cache:
-        cache.save(todo, failed)
-        failed |= cache.failed()
-    bad.extend((path, "truncated or corrupt image data") for path in failed)
+        cache.save(todo, problems)
+        problems.update((path, _CORRUPT) for path in cache.failed())
+    bad.extend(problems.items())
     return sorted(bad)
+
+
+def _decode_problems(paths):
+    """``{path: reason}`` of the paths whose decoding fails.
+
+    tf.data's ``ignore_errors`` says which files failed, not why, so each failed file is read
+    again here: one whose bytes cannot be read (permission denied, an I/O error of a network file
+    system: perhaps transient) gets the OS's reason; one whose bytes are all readable holds corrupt
+    image data. Only the second is a verdict on the file itself (see :class:`_VerdictCache`).
+    """
+    return {path: _read_problem(path) or _CORRUPT for path in _undecodable(paths)}
+
+
+def _read_problem(path):
+    """None if every byte of ``path`` can be read, else why not."""
+    try:
+        with open(path, "rb") as f:
+            while f.read(1 << 20):
+                pass
+    except OSError as e:
+        return f"cannot be read: {e.strerror or e}"
+    return None
 
 
 def _decode(path):
@@ -322,7 +351,9 @@ def _undecodable(paths):
 class _VerdictCache:
     """Decode verdicts of a folder's files, keyed by path, size and mtime, in the user cache.
 
-    Only an optimization: when the cache cannot be read or written, every file is decoded.
+    Only an optimization: when the cache cannot be read or written, or is malformed in any way,
+    every file is decoded. Only decoding verdicts are kept (decodes, or holds corrupt image data);
+    a file that could not be read is not: the next indexing tries it again.
     """
 
     def __init__(self, root, paths):
@@ -338,14 +369,21 @@ class _VerdictCache:
                 self.keys[path] = [st.st_size, st.st_mtime_ns]
             except OSError:
                 pass
-        try:
-            with open(self.file) as f:
-                self.known = json.load(f)["files"]  # path -> [size, mtime_ns, failed]
-        except (OSError, ValueError, KeyError, TypeError):
-            self.known = {}
-        self.fresh = {p: v[2] for p, v in self.known.items()
-                      if isinstance(v, list) and len(v) == 3 and v[:2] == self.keys.get(p)}
+        self.known = self._load()  # path -> [size, mtime_ns, failed]
+        self.fresh = {p: v[2] for p, v in self.known.items() if v[:2] == self.keys.get(p)}
         self.paths = paths
+
+    def _load(self):
+        """The cached verdicts, or {} if the file is missing, unreadable or malformed."""
+        try:
+            with open(self.file, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            return {}
+        files = data.get("files") if isinstance(data, dict) else None
+        if not isinstance(files, dict) or not all(map(_is_verdict, files.values())):
+            return {}
+        return files
 
     def unknown(self):
         """The files without a verdict for their current size and mtime."""
@@ -355,9 +393,15 @@ class _VerdictCache:
         """The files whose fresh cached verdict is: cannot be decoded."""
         return {p for p in self.paths if self.fresh.get(str(p))}
 
-    def save(self, decoded_paths, failed):
-        verdicts = {str(p): self.keys[str(p)] + [p in failed] for p in decoded_paths
-                    if str(p) in self.keys}
+    def save(self, decoded_paths, problems):
+        """Stores the verdicts of ``decoded_paths``, given ``{path: reason}`` of those that failed.
+
+        A file that failed for another reason than corrupt image data (it could not be read) gets
+        no verdict.
+        """
+        verdicts = {str(p): self.keys[str(p)] + [problems.get(p) == _CORRUPT]
+                    for p in decoded_paths
+                    if str(p) in self.keys and problems.get(p) in (None, _CORRUPT)}
         files = {p: self.known[p] for p in self.fresh}  # files gone from the folder are dropped
         files.update(verdicts)
         if not verdicts and len(files) == len(self.known):
@@ -365,10 +409,16 @@ class _VerdictCache:
         tmp = self.file.with_name(f".{self.file.name}.{os.getpid()}.tmp")
         try:
             self.file.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"root": self.root, "files": files}))
+            tmp.write_text(json.dumps({"root": self.root, "files": files}), encoding="utf-8")
             os.replace(tmp, self.file)  # atomic: a concurrent reader never sees half a file
         except OSError:
             pass  # an optimization only: the next indexing decodes again
+
+
+def _is_verdict(value):
+    """Whether a cache entry is ``[size, mtime_ns, failed]`` with two ints and a bool."""
+    return (isinstance(value, list) and len(value) == 3 and
+            all(type(x) is int for x in value[:2]) and type(value[2]) is bool)
 
 
 def _structure_problem(path):

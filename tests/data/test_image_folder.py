@@ -1,5 +1,6 @@
 """ImageFolder on generated files: colour modes, bad files, splits, deterministic pipeline."""
 
+import json
 import os
 import pathlib
 import re
@@ -275,3 +276,53 @@ def test_verdicts_are_cached_by_path_size_and_mtime(mid_corrupt_root, tmp_path, 
     # ... a new mtime is a new key: decoded again, and now found corrupt
     os.utime(good, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     assert skipped() == ["0.jpg", "mid.jpg", "mid.png"]
+
+
+@pytest.fixture()
+def cached(monkeypatch, tmp_path):
+    """Verdicts cached even for a small folder, in a fresh user cache."""
+    from slimkit.data import image_folder
+
+    monkeypatch.setattr(image_folder, "_CACHE_MIN_FILES", 0)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return image_folder
+
+
+@pytest.mark.parametrize("content", [
+    '{"files": []}', '{"files": {"x": "y"}}', '{"files": null}', '[1, 2]', '"files"', '{}',
+    '{"files": {"x": [1, 2]}}', "not json", b"\xff\xfe not UTF-8",
+    # a verdict that is not a bool, for a good file with its true size and mtime
+    '{"files": {"GOOD": [SIZE, MTIME, "no"]}}'])
+def test_a_malformed_verdict_cache_counts_as_empty(mid_corrupt_root, cached, content):
+    root = mid_corrupt_root
+    good = root / "a" / "0.jpg"
+    stat = good.stat()
+    cache_file = cached._VerdictCache(root, []).file
+    cache_file.parent.mkdir(parents=True)
+    if isinstance(content, str):
+        content = (content.replace("GOOD", str(good)).replace("SIZE", str(stat.st_size))
+                   .replace("MTIME", str(stat.st_mtime_ns))).encode()
+    cache_file.write_bytes(content)
+    with pytest.warns(UserWarning, match="a/mid.jpg") as record:
+        folder = ImageFolder(root, SIZE, 0.0)
+    assert len(record) == 1
+    assert sorted(p.name for p in folder.skipped_files) == ["mid.jpg", "mid.png"]
+    files = json.loads(cache_file.read_text())["files"]  # rewritten with every file's verdict
+    assert len(files) == 16 and files[str(good)] == [stat.st_size, stat.st_mtime_ns, False]
+
+
+def test_a_file_that_cannot_be_read_is_reported_with_its_reason_and_never_cached(tmp_path, cached):
+    """Only a decoding verdict is cached: a read error (permission, NFS) may be transient."""
+    root = tmp_path / "photos"
+    good = _save(root / "a" / "good.png", _noise(0))
+    corrupt = _mid_corrupt_png(root / "a" / "corrupt.png", 1)
+    unreadable = root / "a" / "unreadable.jpg"
+    unreadable.mkdir()  # stat works, reading fails, even as root (a chmod 000 file would not)
+    paths = [good, corrupt, unreadable]
+    problems = cached._decode_problems(paths)
+    assert problems == {corrupt: "truncated or corrupt image data",
+                        unreadable: "cannot be read: Is a directory"}
+    cached._VerdictCache(root, paths).save(paths, problems)
+    again = cached._VerdictCache(root, paths)
+    assert again.unknown() == [unreadable]  # decoded (and read) again next time
+    assert again.failed() == {corrupt}
