@@ -165,7 +165,7 @@ def read_data_sets(train_dir=None, one_hot=False, dtype="float32", reshape=True,
                          f"the same folder (`data_dir` is an alias of the tutorial's `train_dir`).")
     train_dir = data_dir if train_dir is None else train_dir
     info = get_dataset_info(dataset)
-    check_validation_size(validation_size, info.num_train)
+    check_validation_size(validation_size, info)
     splits = load_arrays(info.name, train_dir, validation_size=validation_size, download=download)
     seeds = np.random.SeedSequence(seed).spawn(3)  # independent shuffles per split
 

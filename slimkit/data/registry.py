@@ -343,7 +343,7 @@ def load_arrays(name, data_dir=None, validation_size=5000, download=True):
     from slimkit.data.idx import read_idx
 
     info = get_dataset_info(name)
-    check_validation_size(validation_size, info.num_train)
+    check_validation_size(validation_size, info)
     folder, source = locate(info.name, data_dir)
     hint = data_root_mistake() if data_dir is None and source != "SLIMKIT_DATA_DIR" else None
     if hint:  # else the files the user pointed at are silently ignored (and downloaded again)
@@ -370,10 +370,22 @@ def load_arrays(name, data_dir=None, validation_size=5000, download=True):
                   test=ArraySplit(test_images, test_labels))
 
 
-def check_validation_size(validation_size, num_train):
-    """Raises the Keras-style ValueError for a validation size outside [0, num_train]."""
+def check_validation_size(validation_size, info, min_train=0):
+    """Raises the ValueError for a validation size outside [0, num_train - min_train].
+
+    Args:
+        validation_size: examples to hold out from the end of the training file.
+        info: the dataset's :class:`DatasetInfo` (its name and training-file size are in the
+            message).
+        min_train: examples that must be left to train on (``read_data_sets`` allows 0, a
+            training run needs 1).
+    """
+    top = info.num_train - min_train
     if (isinstance(validation_size, bool) or not isinstance(validation_size, (int, np.integer))
-            or not 0 <= validation_size <= num_train):
-        raise ValueError(f"Invalid value for argument `validation_size`. Expected an integer "
-                         f"between 0 and {num_train} (the size of the training file). "
+            or not 0 <= validation_size <= top):
+        left = {0: "", 1: ", and at least one must be left to train on"}.get(
+            min_train, f", and at least {min_train} must be left to train on")
+        raise ValueError(f"Invalid value for `validation_size`. Expected an integer from 0 to "
+                         f"{top}: {info.name} has {info.num_train} training examples, "
+                         f"validation_size of them are held out{left}. "
                          f"Received validation_size={validation_size!r}.")

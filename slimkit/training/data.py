@@ -61,14 +61,10 @@ def load_training_data(config, image_shape=None, train_feed=True):
     if config.dataset == FOLDER:
         return _folder_data(config, image_shape, train_feed)
     from slimkit.data.feed import ArrayFeed
-    from slimkit.data.registry import get_dataset_info, load_arrays
+    from slimkit.data.registry import check_validation_size, get_dataset_info, load_arrays
 
     info = get_dataset_info(config.dataset)
-    if not 0 <= config.validation_size < info.num_train:  # before reading 50 MB of files
-        raise ValueError(f"Invalid value for `validation_size`. Expected an integer from 0 to "
-                         f"{info.num_train - 1}: {info.name} has {info.num_train} training "
-                         "examples, validation_size of them are held out, and at least one must be "
-                         f"left to train on. Received validation_size={config.validation_size}.")
+    check_validation_size(config.validation_size, info, min_train=1)  # before reading 50 MB
     splits = load_arrays(info.name, config.data_dir, validation_size=config.validation_size)
     feed = None
     if train_feed:

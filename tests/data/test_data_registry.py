@@ -141,3 +141,17 @@ def test_data_dir_that_is_a_file(tmp_path):
             f"Invalid data folder {blocker}: it is a file. Expected a folder that holds a "
             f"dataset's files")):
         load_arrays("mnist", blocker, download=False)
+
+
+@pytest.mark.parametrize("min_train, size, top, left", [
+    (0, 60001, 60000, ""),  # read_data_sets: the whole training file may be held out
+    (1, 60000, 59999, ", and at least one must be left to train on"),  # a training run
+])
+def test_validation_size_check_is_one_message_with_the_allowed_range(min_train, size, top, left):
+    info = get_dataset_info("mnist")
+    registry.check_validation_size(top, info, min_train=min_train)  # the largest allowed
+    with pytest.raises(ValueError, match="^" + re.escape(
+            f"Invalid value for `validation_size`. Expected an integer from 0 to {top}: mnist has "
+            f"60000 training examples, validation_size of them are held out{left}. Received "
+            f"validation_size={size}.") + "$"):
+        registry.check_validation_size(size, info, min_train=min_train)

@@ -111,8 +111,9 @@ def test_integer_labels_and_unflattened_images(mnist_dir):
 @pytest.mark.parametrize("size", [-1, 60001, 2.5])
 def test_validation_size_out_of_range(mnist_dir, size):
     with pytest.raises(ValueError, match=re.escape(
-            f"Invalid value for argument `validation_size`. Expected an integer between 0 and "
-            f"60000 (the size of the training file). Received validation_size={size!r}.")):
+            f"Invalid value for `validation_size`. Expected an integer from 0 to 60000: mnist has "
+            f"60000 training examples, validation_size of them are held out. Received "
+            f"validation_size={size!r}.")):
         read_data_sets(mnist_dir, validation_size=size)
 
 
