@@ -87,12 +87,26 @@ def test_slimkit_data_dir_first_then_shared_data_beside_the_checkout(checkout, m
 
 def test_nothing_found_fails_with_how_to_fix_and_downloads_nothing(checkout):
     cache = checkout / "xdg"
-    result, _ = _run(checkout, XDG_CACHE_HOME=str(cache), SLIMKIT_DATA_DIR=str(checkout / "root"))
+    result, _ = _run(checkout, XDG_CACHE_HOME=str(cache))
     assert result.returncode == 1
-    message = (f"MNIST not found (looked in {checkout / 'root' / 'mnist'}, "
-               f"{cache / 'slimkit' / 'mnist'}; the tests never download). Expected the four IDX "
-               "files in <root>/mnist/: set SLIMKIT_DATA_DIR to that root (CI uses "
-               "../shared/data), or run the quick-start's `slimkit train` once to download MNIST "
-               "into the user cache.")
+    message = (f"MNIST not found (looked in {cache / 'slimkit' / 'mnist'}; the tests never "
+               "download). Expected the four IDX files in <root>/mnist/: set SLIMKIT_DATA_DIR to "
+               "that root (CI uses ../shared/data), or run the quick-start's `slimkit train` once "
+               "to download MNIST into the user cache.")
     assert message in result.stdout
     assert not cache.exists()
+
+
+def test_a_set_slimkit_data_dir_without_mnist_fails_instead_of_falling_back(checkout, mnist_dir):
+    """The fallbacks (../shared/data, the user cache) apply only when the variable is unset."""
+    _link_mnist(mnist_dir, checkout / "work" / "shared" / "data" / "mnist")
+    _link_mnist(mnist_dir, checkout / "xdg" / "slimkit" / "mnist")
+    root = checkout / "root"  # a typo'd or stale root: no mnist/ in it
+    result, found = _run(checkout, XDG_CACHE_HOME=str(checkout / "xdg"), SLIMKIT_DATA_DIR=str(root))
+    assert result.returncode == 1 and found == {}
+    message = (f"SLIMKIT_DATA_DIR={root} holds no MNIST: expected the four IDX files in "
+               f"{root / 'mnist'} (the tests never download, and never replace a set "
+               "SLIMKIT_DATA_DIR by another folder). Point SLIMKIT_DATA_DIR at the data root that "
+               "holds mnist/ (CI uses ../shared/data), or unset it to use ../shared/data beside "
+               "the checkout or the user cache.")
+    assert message in " ".join(result.stdout.split())  # pytest may wrap the long line
