@@ -4,8 +4,10 @@ A run writes its resolved :class:`~slimkit.training.config.TrainConfig` to ``<lo
 once its checkpoint is restored (or warm-started), never before: a run refused at start-up leaves
 the logdir's file as it was. Beside the settings the file records the identity of the data the
 checkpoints were trained on (``data_identity``: dataset, number and names of the classes, image
-shape), because the settings alone do not pin it: ``--data-dir`` may name another copy of the same
-files on another machine, or another image folder altogether.
+shape, number of training examples), because the settings alone do not pin it: ``--data-dir`` may
+name another copy of the same files on another machine, or another image folder altogether. The
+number of training examples matters because a checkpoint's data position ``(epoch, offset)``
+points into the training array: another ``--validation-size`` makes it another array.
 
 A later run in the logdir is refused, before anything is written, if it names another model or
 dataset (:func:`check_compatible`, before the data is loaded) or brings other data
@@ -32,7 +34,7 @@ def data_identity(config, data):
     """What the checkpoints depend on in ``data`` (a ``slimkit.training.data.TrainingData``)."""
     return {"dataset": config.dataset, "num_classes": int(data.num_classes),
             "class_names": [str(name) for name in data.class_names],
-            "image_shape": [int(d) for d in data.image_shape]}
+            "image_shape": [int(d) for d in data.image_shape], "num_train": int(data.num_train)}
 
 
 def save_config(config, logdir, data=None):
@@ -107,26 +109,35 @@ def check_compatible(config, logdir):
 
 
 def check_same_data(config, data, logdir):
-    """Refuses to resume a logdir's run on other data (other classes or image shape).
+    """Refuses to resume a logdir's run on other data (other classes, image shape or training set).
 
-    ``--data-dir`` itself may differ (the same files elsewhere); the classes and image shape may
-    not. A logdir saved before the data identity was recorded is not checked.
+    ``--data-dir`` itself may differ (the same files elsewhere); the classes, image shape and
+    number of training examples may not. A logdir saved before the data identity was recorded is
+    not checked, nor one saved before ``num_train`` was recorded for that key.
 
     Raises:
         ValueError: Naming what differs, what the logdir holds, and the fix (another --logdir).
     """
+    from slimkit.training.data import FOLDER
+
     saved = read_saved(logdir)
     if not saved or not isinstance(saved.get(DATA_KEY), dict):
         return
     before, now = saved[DATA_KEY], data_identity(config, data)
     differ = [k for k in ("num_classes", "class_names", "image_shape") if before.get(k) != now[k]]
+    if "num_train" in before and before["num_train"] != now["num_train"]:  # (older logdirs lack it)
+        differ.append("num_train")
     if not differ:
         return
     names = {"num_classes": "number of classes", "class_names": "class names",
-             "image_shape": "image shape"}
+             "image_shape": "image shape", "num_train": "number of training examples"}
     what = "; ".join(f"{names[k]} {_show(before.get(k))} (this run's data: {_show(now[k])})"
                      for k in differ)
-    fix = " (or --image-size of the logdir's run)" if differ == ["image_shape"] else ""
+    fix = ""
+    if differ == ["image_shape"]:
+        fix = " (or --image-size of the logdir's run)"
+    elif differ == ["num_train"] and config.dataset != FOLDER and "validation_size" in saved:
+        fix = f" (or its --validation-size {saved['validation_size']})"
     where = f" (it was trained with --data-dir {saved['data_dir']})" if saved.get("data_dir") else ""
     raise ValueError(f"Logdir {str(logdir)!r} holds a run trained on other data: {what}. Its "
                      f"checkpoints cannot be resumed on this data{where}. Use another --logdir for "

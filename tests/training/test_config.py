@@ -107,10 +107,11 @@ def test_saved_config_round_trip_and_compatibility(tmp_path):
         saved_config.check_compatible(TrainConfig(model="deep_mnist"), tmp_path)
 
 
-def _data(num_classes=2, class_names=("blue", "red"), image_shape=(28, 28, 3)):
+def _data(num_classes=2, class_names=("blue", "red"), image_shape=(28, 28, 3), num_train=20):
     from slimkit.training.data import TrainingData
 
-    return TrainingData(None, 20, num_classes, image_shape, class_names, None, ("validation",))
+    return TrainingData(None, num_train, num_classes, image_shape, class_names, None,
+                        ("validation",))
 
 
 def test_saved_data_identity_refuses_other_data_and_config_json_is_a_config_file(tmp_path):
@@ -118,7 +119,7 @@ def test_saved_data_identity_refuses_other_data_and_config_json_is_a_config_file
     saved_config.save_config(config, tmp_path, _data())
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["data_identity"] == {"dataset": "folder", "num_classes": 2, "image_shape": [28, 28, 3],
-                                      "class_names": ["blue", "red"]}
+                                      "class_names": ["blue", "red"], "num_train": 20}
     # The same classes from another folder (another machine's copy): accepted.
     saved_config.check_same_data(TrainConfig(**{**config.to_dict(), "data_dir": "copy"}), _data(),
                                  tmp_path)
@@ -135,8 +136,33 @@ def test_saved_data_identity_refuses_other_data_and_config_json_is_a_config_file
     with pytest.raises(ValueError, match=r"image shape 28x28x3 \(this run's data: 32x32x3\)\. .*"
                                          r"\(or --image-size of the logdir's run\) to resume it\.$"):
         saved_config.check_same_data(config, _data(image_shape=(32, 32, 3)), tmp_path)
+    # Other training examples (images added to the folder): the saved data position points
+    # into another array.
+    with pytest.raises(ValueError, match=r"other data: number of training examples 20 \(this run's "
+                                         r"data: 23\)\. .* trained on to resume it\.$"):
+        saved_config.check_same_data(config, _data(num_train=23), tmp_path)
     # A logdir's config.json also serves as a --config file: its data record is not a setting.
     assert TrainConfig.from_sources(config_file=tmp_path / "config.json") == config
+
+
+def test_data_identity_num_train_refuses_another_validation_size(tmp_path):
+    config = TrainConfig(model="lenet", steps=10, validation_size=5000)
+    saved_config.save_config(config, tmp_path, _data(10, tuple("0123456789"), (28, 28, 1), 55000))
+    other = TrainConfig(model="lenet", steps=10, validation_size=0)
+    with pytest.raises(ValueError) as info:
+        saved_config.check_same_data(other, _data(10, tuple("0123456789"), (28, 28, 1), 60000),
+                                     tmp_path)
+    assert str(info.value) == (
+        f"Logdir {str(tmp_path)!r} holds a run trained on other data: number of training examples "
+        "55000 (this run's data: 60000). Its checkpoints cannot be resumed on this data. Use "
+        "another --logdir for this data, or the data the logdir's run was trained on (or its "
+        "--validation-size 5000) to resume it.")
+    # A logdir saved before num_train was recorded is not checked for it.
+    values = json.loads((tmp_path / "config.json").read_text())
+    del values["data_identity"]["num_train"]
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    saved_config.check_same_data(other, _data(10, tuple("0123456789"), (28, 28, 1), 60000),
+                                 tmp_path)
 
 
 def test_corrupt_saved_config_names_the_file_and_the_fix(tmp_path):
