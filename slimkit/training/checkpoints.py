@@ -18,8 +18,11 @@ manager keeps the checkpoint of the best validation accuracy in ``<logdir>/best/
 
 A checkpoint that cannot be read (truncated by a full disk, cut short in a copy) is reported as a
 ``ValueError`` naming it and the previous checkpoint to resume from instead; nothing is deleted.
+One that this user may not read is a ``PermissionError`` naming the file
+(:func:`read_errors_reported`, shared with warm starts).
 """
 
+import contextlib
 import json
 import os
 import pathlib
@@ -118,12 +121,22 @@ class Checkpoints:
             return None
         return json.loads(path.read_text())["accuracy"]
 
-    def save_best(self, accuracy, step):
-        """Saves into ``best/`` if ``accuracy`` beats the best so far; returns True if it did."""
+    def save_best(self, accuracy, step, agree=None):
+        """Saves into ``best/`` if ``accuracy`` beats the best so far; returns True if it did.
+
+        Args:
+            accuracy: The validation accuracy of the current weights.
+            step: The global step (the checkpoint's number).
+            agree: Turns this process's decision (a bool) into the one to act on. A multi-worker
+                run passes the chief's decision to every worker (``distribute.chief_decides``): a
+                non-chief's own ``best.json`` is in a scratch directory that a restarted process
+                does not have, and a save may be a collective operation, so all save or none does.
+        """
         if self.best_manager is None:
             return False
         best = self.best_accuracy()
-        if best is not None and accuracy <= best:
+        better = best is None or accuracy > best
+        if not (agree(better) if agree is not None else better):
             return False
         path = self.best_manager.save(checkpoint_number=step)
         info = pathlib.Path(self.directory, BEST_DIR, "best.json")
@@ -145,15 +158,72 @@ def restore_checkpoint(checkpoint, path, kept=()):
         ValueError: If the files of ``path`` are unreadable (TensorFlow raises ``IndexError`` for
             a truncated data file and ``OpError`` for a damaged index); the message names the file,
             and says how to resume from the previous checkpoint without deleting anything.
+        PermissionError: If one of its files may not be read by this user (naming it).
+    """
+    with read_errors_reported(path, lambda reason: _corrupt_message(path, reason, kept)):
+        checkpoint.restore(path).expect_partial()
+
+
+@contextlib.contextmanager
+def read_errors_reported(path, corrupt_message):
+    """Context: an error reading the checkpoint or ``.weights.h5`` file ``path`` as one clear error.
+
+    TensorFlow raises ``OpError`` for a damaged index and ``IndexError`` for a truncated data file;
+    h5py raises ``OSError`` for a file that is not HDF5. A missing file stays a FileNotFoundError.
+
+    Args:
+        path: The checkpoint prefix, a logdir, or a weights file.
+        corrupt_message: ``corrupt_message(reason) -> str``, the ValueError's message for a file
+            that is corrupt or incomplete (``reason``: the underlying error, on one line).
+
+    Raises:
+        PermissionError: If a file exists but this user may not read it (naming it): that is no
+            corruption, and the fix is the file's permissions.
+        ValueError: With ``corrupt_message(reason)`` for any other error reading the files.
     """
     try:
-        checkpoint.restore(path).expect_partial()
-    except (tf.errors.OpError, IndexError) as e:
-        raise ValueError(_corrupt_message(path, e, kept)) from None
+        yield
+    except FileNotFoundError:
+        raise
+    except (tf.errors.OpError, IndexError, OSError) as e:
+        denied = [f for f in _files_of(path) if os.path.exists(f) and not _may_read(f)]
+        if denied or isinstance(e, (PermissionError, tf.errors.PermissionDeniedError)):
+            name = denied[0] if denied else os.fspath(path)
+            # (One argument: `slimkit` prints the message as it is, on one line.)
+            raise PermissionError(f"Cannot read {name}: permission denied. Expected a checkpoint "
+                                  "or weights file this user can read. Give read permission "
+                                  f"(e.g. `chmod a+r {name}`) or run as a user who may read "
+                                  "it.") from None
+        reason = " ".join((getattr(e, "message", None) or str(e) or type(e).__name__).split())
+        raise ValueError(corrupt_message(reason)) from None
 
 
-def _corrupt_message(path, error, kept):
-    reason = " ".join((getattr(error, "message", None) or str(error) or type(error).__name__).split())
+def _files_of(path):
+    """The files that reading ``path`` (a prefix, a logdir, a weights file) may open."""
+    path = os.fspath(path)
+    if os.path.isfile(path):
+        return [path]
+    prefix = path
+    if os.path.isdir(path):
+        state = os.path.join(path, "checkpoint")
+        if os.path.exists(state) and not _may_read(state):
+            return [state]
+        prefix = tf.train.latest_checkpoint(path) or os.path.join(path, "?")
+    return [prefix + ".index", *sorted(tf.io.gfile.glob(prefix + ".data-*"))]
+
+
+def _may_read(path):
+    # As open() does: by the effective user (a set-uid process differs from its real user).
+    return os.access(path, os.R_OK, effective_ids=os.access in os.supports_effective_ids)
+
+
+def logdir_checkpoints(logdir):
+    """The checkpoints listed in ``<logdir>/checkpoint``, oldest first (``[]`` if none)."""
+    state = tf.train.get_checkpoint_state(str(logdir))
+    return list(state.all_model_checkpoint_paths) if state is not None else []
+
+
+def _corrupt_message(path, reason, kept):
     directory, name = os.path.split(path)
     earlier = [p for p in kept if p != path and tf.io.gfile.exists(p + ".index")]
     earlier = [p for p in earlier if _number(p) < _number(path)]

@@ -21,7 +21,6 @@ Only model variables are restored (weights and batch-norm statistics), not the o
 or the global step: fine-tuning starts a new run at step 0.
 """
 
-import contextlib
 import os
 import re
 
@@ -53,6 +52,7 @@ def restore_for_finetuning(model, path, exclude_scopes=()):
             from the checkpoint or have other shapes (each named with both shapes, and the
             ``--checkpoint-exclude-scopes`` that would leave them out), or if its files are
             corrupt (truncated, or not a checkpoint at all): the message names the file.
+        PermissionError: If a file of the checkpoint may not be read by this user (naming it).
 
     Example:
         >>> model = slimkit.get_model("lenet", num_classes=5)
@@ -117,33 +117,26 @@ def select_trainable(model, trainable_scopes):
     return [v for v in variables if any(v.path.startswith(scope) for scope in scopes)]
 
 
-@contextlib.contextmanager
 def _readable(path):
-    """Turns the errors of reading a corrupt checkpoint or weights file into one clear ValueError.
+    """Context: a corrupt checkpoint or weights file as one clear ValueError naming it (a file this
+    user may not read: a PermissionError; see ``checkpoints.read_errors_reported``)."""
+    from slimkit.training.checkpoints import read_errors_reported
 
-    TensorFlow raises ``OpError`` for a damaged index and ``IndexError`` for a truncated data
-    file; h5py raises ``OSError`` for a file that is not HDF5. A missing file stays a
-    FileNotFoundError with its own message.
-    """
-    try:
-        yield
-    except FileNotFoundError:
-        raise
-    except (tf.errors.OpError, IndexError, OSError) as e:
-        path = os.fspath(path)
-        reason = " ".join((getattr(e, "message", None) or str(e) or type(e).__name__).split())
+    path = os.fspath(path)
+
+    def corrupt(reason):
         if path.endswith(_KERAS_WEIGHTS):
-            raise ValueError(
-                f"Cannot read Keras weights file {path}: {reason}. It is corrupt or not a weights "
-                "file (a cut-off download or copy, another format). Expected a file written by "
-                "model.save_weights('name.weights.h5'); pass an intact one to --checkpoint-path."
-            ) from None
+            return (f"Cannot read Keras weights file {path}: {reason}. It is corrupt or not a "
+                    "weights file (a cut-off download or copy, another format). Expected a file "
+                    "written by model.save_weights('name.weights.h5'); pass an intact one to "
+                    "--checkpoint-path.")
         prefix = tf.train.latest_checkpoint(path) if os.path.isdir(path) else path
-        raise ValueError(
-            f"Cannot read checkpoint {prefix}: its files ({prefix}.index, "
-            f"{prefix}.data-00000-of-00001) are corrupt or incomplete ({reason}). Expected an "
-            "intact TensorFlow checkpoint; pass another to --checkpoint-path (e.g. an earlier "
-            "ckpt-N of the same run).") from None
+        return (f"Cannot read checkpoint {prefix}: its files ({prefix}.index, "
+                f"{prefix}.data-00000-of-00001) are corrupt or incomplete ({reason}). Expected an "
+                "intact TensorFlow checkpoint; pass another to --checkpoint-path (e.g. an earlier "
+                "ckpt-N of the same run).")
+
+    return read_errors_reported(path, corrupt)
 
 
 def _check_scopes(model, scopes, argument, variables):

@@ -143,16 +143,26 @@ def test_junk_checkpoint_index_is_named_with_the_fix(tmp_path):
         "same run).")
 
 
-def test_truncated_checkpoint_data_assigns_nothing(tmp_path):
-    source = get_model("softmax_regression")
+def test_damaged_checkpoint_data_assigns_nothing(tmp_path):
+    """lenet's data file is mostly fc3's kernel: damaged in its middle, conv1 and conv2 (read first)
+    and the object graph (stored last, so a cut-off tail fails before any value is read) are intact
+    and fc3 is not, so an assign-as-you-go restore would have changed conv1 and conv2."""
+    source = get_model("lenet")
     for v in source.weights:
         v.assign(tf.fill(v.shape, 0.5))
     prefix = tf.train.Checkpoint(model=source).save(str(tmp_path / "ckpt"))
-    os.truncate(prefix + ".data-00000-of-00001", 100)
-    model = get_model("softmax_regression")
+    data = prefix + ".data-00000-of-00001"
+    with open(data, "r+b") as f:
+        f.seek(os.path.getsize(data) // 2)
+        f.write(b"\xff" * 64)  # (as a bad disk block or a broken copy)
+    reader = tf.train.load_checkpoint(prefix)
+    shapes = reader.get_variable_to_shape_map()
+    conv1 = next(k for k in shapes if k.startswith("model/") and shapes[k] == [5, 5, 1, 32])
+    np.testing.assert_array_equal(reader.get_tensor(conv1), 0.5)  # still readable
+    model = get_model("lenet")
     fresh = values(model)
     with pytest.raises(ValueError, match=rf"^Cannot read checkpoint {prefix}: its files .* are corrupt "
-                                         r"or incomplete \(Read less bytes than requested\)\."):
+                                         r"or incomplete \(.*Checksum does not match"):
         restore_for_finetuning(model, prefix)
     for name, value in values(model).items():
         np.testing.assert_array_equal(value, fresh[name], err_msg=name)
