@@ -87,12 +87,13 @@ def test_train_json_then_resume_by_logdir_then_eval(tmp_path, mnist_dir, capsys)
 
 
 def test_save_every_n_secs_0_saves_by_steps_only(tmp_path, mnist_dir, capsys):
+    # Calls of 5 steps: were 0 s "always", every call would save (5, 10, 15, 20, 25).
     logdir = tmp_path / "run"
     assert main(["train", "softmax_regression", "--logdir", str(logdir), "--data-dir", str(mnist_dir),
-                 "--steps", "30", "--learning-rate", "0.5", "--save-every-n-steps", "10",
-                 "--save-every-n-secs", "0"]) == 0
+                 "--steps", "25", "--steps-per-call", "5", "--learning-rate", "0.5",
+                 "--save-every-n-steps", "10", "--save-every-n-secs", "0", "--keep", "10"]) == 0
     steps = sorted(int(p.name[5:-6]) for p in logdir.glob("ckpt-*.index"))
-    assert steps == [10, 20, 30]
+    assert steps == [10, 20, 25]  # by steps, and the final checkpoint
     assert json.loads((logdir / "config.json").read_text())["save_every_n_secs"] == 0
 
 
