@@ -34,7 +34,8 @@ Multi-worker training is a lock-step protocol; three rules keep the workers in s
   on a file system all workers can read, or copied to each machine before a restart.
 - Decisions taken on a worker's own clock or signals (checkpoint every N seconds, the time
   budget, SIGTERM) are agreed on with :func:`any_worker` before acting, or one worker stops
-  while the others wait for it in the next step's all-reduce.
+  while the others wait for it in the next step's all-reduce. Decisions taken from the logdir's
+  files (is this the best checkpoint yet?) are the chief's (:func:`chief_decides`).
 """
 
 import contextlib
@@ -248,6 +249,15 @@ def any_worker(strategy, *flags):
     values = strategy.experimental_distribute_values_from_function(lambda _: tf.identity(local))
     total = strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None)  # all-reduce over workers
     return tuple(bool(v) for v in total.numpy())
+
+
+def chief_decides(strategy, decision):
+    """The chief's ``decision`` (a bool), on every worker: for choices made from the chief's files.
+
+    Example:
+        >>> better = chief_decides(strategy, accuracy > best_in_my_logdir)  # all save, or none
+    """
+    return any_worker(strategy, is_chief(strategy) and decision)[0]
 
 
 def same_on_all_workers(strategy, text):

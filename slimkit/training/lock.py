@@ -14,9 +14,12 @@ host name and start time, as JSON. A process that finds it:
   or the machine rebooted). A PID that was reused by an unrelated process is recognized by its
   start time (read from ``/proc`` on Linux).
 
-The lock is released when the ``with`` block ends, also on an exception.
+The lock is released when the ``with`` block ends, also on an exception. A run refused at
+start-up must leave no trace, not even the directories the lock created: see
+:func:`no_empty_dirs_left`.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -144,6 +147,41 @@ class LogdirLock:
             _log.warning("Taking over the stale lock %s: process %s on host %s (started %s) is no "
                          "longer running; it was probably killed.", self.path, holder.get("pid"),
                          holder.get("host"), holder.get("started"))
+
+
+@contextlib.contextmanager
+def no_empty_dirs_left(logdir):
+    """Context: on an exception, removes the directories of ``logdir`` that did not exist before.
+
+    ``--logdir runs/new/exp1`` with neither directory there: a refused run removes ``exp1`` and
+    then ``new``, if empty, and stops at the first directory that is not (or that existed before).
+    Files are never removed (``os.rmdir`` only removes empty directories). Only the process that
+    owns the logdir (the chief of a multi-worker run) should use it.
+
+    Example:
+        >>> with no_empty_dirs_left("runs/new/exp1"), LogdirLock("runs/new/exp1"):
+        ...     raise ValueError("refused")     # runs/new is gone again
+    """
+    path = os.path.abspath(logdir)
+    top = None  # the topmost directory that did not exist
+    while not os.path.lexists(path):
+        top, parent = path, os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    try:
+        yield
+    except BaseException:
+        path = os.path.abspath(logdir)
+        while top is not None:
+            try:
+                os.rmdir(path)  # only an empty directory: files are never removed
+            except OSError:
+                break
+            if path == top:
+                break
+            path = os.path.dirname(path)
+        raise
 
 
 def _locked_message(path, holder):

@@ -57,7 +57,10 @@ def train(config, train_step_fn=None, log_stream=None):
 
     Raises:
         ValueError: For a bad setting, a logdir that holds another model's or dataset's run (or a
-            run on other classes or image shape), or a checkpoint that cannot be read.
+            run on other classes, image shape or training examples), a checkpoint that cannot be
+            read, or workers of a multi-worker run that loaded different data (every worker
+            raises a refusal together).
+        PermissionError: If a checkpoint file may not be read by this user.
         NonFiniteLossError: If the loss or the gradients stop being finite.
         slimkit.training.distribute.WorkerLostError: If a worker of a multi-worker run dies; the
             message names the logdir's intact checkpoint and says to restart all workers.
@@ -71,32 +74,37 @@ def train(config, train_step_fn=None, log_stream=None):
         raise ValueError("No model to train. Expected a model name (see `slimkit models`) or a "
                          "preset that names one (--preset). Received model=None.")
     _check_names(config)  # a typo is reported before anything is created in the logdir
-    from slimkit.training.checks import check_training_settings, check_validation_split
+    from slimkit.training.checks import check_training_settings
 
     check_training_settings(config)
     runtime = _setup_runtime(config)  # threads and strategy: before TensorFlow starts
+    from slimkit.models.registry import get_model_spec
+    from slimkit.training.checks import check_loaded_data, refuse_together
+    from slimkit.training.data import load_training_data
     from slimkit.training.distribute import lost_workers_reported
-    from slimkit.training.lock import LogdirLock
+    from slimkit.training.lock import LogdirLock, no_empty_dirs_left
     from slimkit.training.progress import Progress
     from slimkit.training.runtime import op_determinism, precision_policy
-    from slimkit.training.saved_config import check_compatible, check_same_data, save_config
+    from slimkit.training.saved_config import check_compatible, save_config
 
-    logdir, chief = config.resolved_logdir(), runtime["chief"]
+    logdir, chief, strategy = config.resolved_logdir(), runtime["chief"], runtime["strategy"]
     lock = LogdirLock(logdir) if chief else contextlib.nullcontext()
-    lost_workers = lost_workers_reported(runtime["strategy"], logdir)  # multi-worker: a dead peer
-    with _no_empty_logdir_left(logdir), op_determinism(config.deterministic), \
-            precision_policy(runtime["precision"]), lock, lost_workers:
-        check_compatible(config, logdir)  # model and dataset: before loading the data
-        run = _Run(config, runtime, train_step_fn)
-        check_same_data(config, run.data, logdir)  # classes and image shape
-        check_validation_split(config, run.data)
-        progress = Progress(0, run.total_steps, config.batch_size, config.log_every_n_steps,
-                            stream=log_stream or sys.stdout, enabled=chief)
-        strategy = runtime["strategy"]
-        progress.message(f"precision: {runtime['precision']} ({runtime['precision_reason']}); "
-                         f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} replica(s); "
-                         f"{runtime['threads'][0] or 'default'} intra-op threads")
+    # A refused run removes the directories it created; only the chief owns the (shared) logdir.
+    created = no_empty_dirs_left(logdir) if chief else contextlib.nullcontext()
+    lost_workers = lost_workers_reported(strategy, logdir)  # multi-worker: a dead peer
+    with created, op_determinism(config.deterministic), precision_policy(runtime["precision"]), \
+            lock, lost_workers:
+        # Refusals happen on every worker together (checks.refuse_together), before the model.
+        refuse_together(strategy, lambda: check_compatible(config, logdir))  # model, dataset
+        data = load_training_data(config, get_model_spec(config.model).input_shape)
+        check_loaded_data(config, data, logdir, strategy)  # same on all workers, and the logdir's
+        run = _Run(config, runtime, data, train_step_fn)
         try:
+            progress = Progress(0, run.total_steps, config.batch_size, config.log_every_n_steps,
+                                stream=log_stream or sys.stdout, enabled=chief)
+            progress.message(f"precision: {runtime['precision']} ({runtime['precision_reason']}); "
+                             f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} "
+                             f"replica(s); {runtime['threads'][0] or 'default'} intra-op threads")
             # --- restore: own checkpoint first; else warm-start from --checkpoint-path (Slim)
             step = _restore(run, config, progress)
             if step >= run.total_steps:
@@ -125,7 +133,7 @@ def train(config, train_step_fn=None, log_stream=None):
             elif run.data.eval_splits:
                 metrics.update(_final_evaluation(run, step, progress))
         finally:
-            run.close()
+            run.close()  # also on a refusal: a non-chief's scratch directory goes
     metrics["seconds"] = round(time.monotonic() - started, 1)
     return metrics
 
@@ -187,9 +195,13 @@ def _train_steps(run, step, progress, started):
 def _final_evaluation(run, step, progress):
     """Accuracy on the test split (an image folder's: validation), EMA weights if kept."""
     split = run.data.eval_splits[-1]
-    with run.averaged_weights():
-        final = run.evaluate(split)
-    _write_scalars(run.writer(split), step, {"accuracy": final["accuracy"], "loss": final["loss"]})
+    if split == "validation" and run.evaluated == step:
+        final = run.eval_metrics  # _periodic_eval's, same (EMA) weights: not a second pass
+    else:
+        with run.averaged_weights():
+            final = run.evaluate(split)
+        _write_scalars(run.writer(split), step,
+                       {"accuracy": final["accuracy"], "loss": final["loss"]})
     label = "val" if split == "validation" else split
     if run.chief:
         progress.message(f"{label} accuracy: {final['accuracy']:.4f}")
@@ -267,10 +279,8 @@ def build_model(config, data):
 class _Run:
     """Everything built for a run: data, model, optimizer, step function, checkpoints."""
 
-    def __init__(self, config, runtime, train_step_fn):
-        from slimkit.models.registry import get_model_spec
+    def __init__(self, config, runtime, data, train_step_fn):
         from slimkit.training import checkpoints as ckpt_lib
-        from slimkit.training.data import load_training_data
         from slimkit.training.distribute import worker_logdir
         from slimkit.training.ema import ExponentialMovingAverage
         from slimkit.training.optimizers import make_optimizer
@@ -281,7 +291,7 @@ class _Run:
         self.chief = runtime["chief"]
         self._writers = {}
         self.strategy = strategy = runtime["strategy"]
-        self.data = load_training_data(config, get_model_spec(config.model).input_shape)
+        self.data = data  # a slimkit.training.data.TrainingData
         self.total_steps = config.total_steps(self.data.num_train)
         steps_per_epoch = self.data.num_train / config.batch_size
         self.schedule = make_schedule(config, self.total_steps, steps_per_epoch)
@@ -304,6 +314,7 @@ class _Run:
         self.out_dir = worker_logdir(config.resolved_logdir(), strategy)
         self.restored_from = None  # the logdir checkpoint this run resumed from (see _restore)
         self.evaluated = None  # the step of the last validation evaluation
+        self.eval_metrics = None  # and its metrics
         self.checkpoints = ckpt_lib.Checkpoints(
             ckpt_lib.make_checkpoint(self.model, self.optimizer, self.state, self.ema),
             self.state, self.out_dir, keep=config.keep, keep_best=config.keep_best)
@@ -351,17 +362,19 @@ class _Run:
 # ---------------------------------------------------------------------------- stages
 def _restore(run, config, progress):
     """Restores the logdir's checkpoint, or warm-starts; sets the feed's position. Returns step."""
-    from slimkit.training.checkpoints import has_object, latest_checkpoint, restore_checkpoint
+    from slimkit.training import checkpoints as ckpt_lib
 
     if run.chief:
         path = run.checkpoints.restore()
     else:  # multi-worker: a non-chief saves to a scratch dir but resumes from the chief's logdir
-        path = latest_checkpoint(config.resolved_logdir())
-        if path is not None:
-            restore_checkpoint(run.checkpoints.checkpoint, path)
+        logdir = config.resolved_logdir()
+        path = ckpt_lib.latest_checkpoint(logdir)
+        if path is not None:  # (the logdir's list: a corrupt newest names the previous one)
+            ckpt_lib.restore_checkpoint(run.checkpoints.checkpoint, path,
+                                        ckpt_lib.logdir_checkpoints(logdir))
     if path is not None:
         run.restored_from = path
-        if run.ema is not None and not has_object(path, "ema"):
+        if run.ema is not None and not ckpt_lib.has_object(path, "ema"):
             run.ema.reset()  # EMA newly turned on: start the average at the restored weights
         step = int(run.state.global_step.numpy())
         epoch, offset = (int(x) for x in run.state.data_position.numpy())
@@ -390,17 +403,26 @@ def _save(run, progress):
 
 
 def _periodic_eval(run, step, progress):
-    """Validation accuracy (EMA weights if kept), to TensorBoard; keeps the best checkpoint."""
+    """Validation accuracy (EMA weights if kept), to TensorBoard; keeps the best checkpoint.
+
+    Returns:
+        The metrics (also kept in ``run.eval_metrics``), or None without a validation split.
+    """
+    from slimkit.training.distribute import chief_decides
+
     if "validation" not in run.data.eval_splits:
-        return
+        return None
     with run.averaged_weights():
         metrics = run.evaluate("validation")
-    run.evaluated = step
+    run.evaluated, run.eval_metrics = step, metrics
     _write_scalars(run.writer("validation"), step,
                    {"accuracy": metrics["accuracy"], "loss": metrics["loss"]})
-    best = run.checkpoints.save_best(metrics["accuracy"], step)
+    # Multi-worker: the chief's best.json decides for all (a non-chief's is in a scratch dir).
+    best = run.checkpoints.save_best(metrics["accuracy"], step,
+                                     agree=lambda better: chief_decides(run.strategy, better))
     progress.message(f"step {step}: validation accuracy {metrics['accuracy']:.4f}"
                      + (" (best so far, kept in best/)" if best else ""))
+    return metrics
 
 
 def _nonfinite_error(run, images, labels, step):
@@ -421,19 +443,6 @@ def _nonfinite_error(run, images, labels, step):
 
 
 # ---------------------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def _no_empty_logdir_left(logdir):
-    """A run refused before it wrote anything leaves no empty logdir behind (the lock makes it)."""
-    existed = os.path.isdir(logdir)
-    try:
-        yield
-    except BaseException:
-        if not existed:
-            with contextlib.suppress(OSError):
-                os.rmdir(logdir)  # only an empty directory: files are never removed
-        raise
-
-
 def _write_scalars(writer, step, values):
     """Writes scalars; a failure is a warning, never the end of training (STYLE rule 8)."""
     import tensorflow as tf

@@ -29,8 +29,9 @@ _WORKER = """
     import numpy as np
     import keras
     import tensorflow as tf
-    from slimkit.training.distribute import (any_worker, distribute_batch, is_chief, make_strategy,
-                                             num_workers, same_on_all_workers, worker_logdir)
+    from slimkit.training.distribute import (any_worker, chief_decides, distribute_batch, is_chief,
+                                             make_strategy, num_workers, same_on_all_workers,
+                                             worker_logdir)
 
     strategy_name, logdir, out = sys.argv[1:4]
     strategy = make_strategy(strategy_name)  # first: collective ops are configured at start-up
@@ -64,10 +65,14 @@ _WORKER = """
     agreed = any_worker(strategy, is_chief(strategy), not is_chief(strategy), False)
     same = [same_on_all_workers(strategy, '{"batch_size": 16}'),
             same_on_all_workers(strategy, f'{{"batch_size": {16 if is_chief(strategy) else 32}}}')]
+    # Only the chief's decision counts (e.g. "best checkpoint so far?" from its logdir's best.json).
+    decided = [chief_decides(strategy, is_chief(strategy)),
+               chief_decides(strategy, not is_chief(strategy))]
     np.savez(out, *[w.numpy() for w in model.weights],
              facts=json.dumps({"chief": is_chief(strategy), "save_dir": save_dir,
                                "replicas": strategy.num_replicas_in_sync,
-                               "workers": num_workers(strategy), "agreed": agreed, "same": same}))
+                               "workers": num_workers(strategy), "agreed": agreed, "same": same,
+                               "decided": decided}))
 """
 
 
@@ -131,6 +136,7 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes_the_logdir(tmp_path
         assert chief["workers"] == other["workers"] == 2
         assert chief["agreed"] == other["agreed"] == [True, True, False]
         assert chief["same"] == other["same"] == [True, False]
+        assert chief["decided"] == other["decided"] == [True, False]
         # Synchronized: bit-identical weights on both workers.
         for a, b in zip(w0, w1):
             np.testing.assert_array_equal(a, b)
@@ -162,11 +168,11 @@ def slimkit_train(*args):
     return [sys.executable, "-m", "slimkit", "train", *TRAIN, *args]
 
 
-def cluster_train(logdir, steps):
+def cluster_train(logdir, steps, *args):
     """`slimkit train --strategy multi-worker` on two local workers; returns their JSON metrics."""
     envs = tf_config_envs(2)
     procs = [subprocess.Popen(slimkit_train("--strategy", "multi-worker", "--logdir", str(logdir),
-                                            "--steps", str(steps)),
+                                            "--steps", str(steps), *args),
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for env in envs]
     outputs = _wait_all(procs)
@@ -200,9 +206,11 @@ def model_weights(checkpoint):
 
 def test_slimkit_train_on_two_workers_stays_in_sync_and_resumes(tmp_path, mnist_dir):
     """Two `slimkit train --strategy multi-worker` processes: same metrics, only the chief writes
-    the logdir, and a resumed cluster ends where one uninterrupted single-device run ends."""
+    the logdir, and a resumed cluster ends where one uninterrupted single-device run ends. With
+    --keep-best: after the resume the non-chief's scratch dir has no best.json, so only the
+    chief's decision (agreed on every worker) keeps the saves collective."""
     logdir = tmp_path / "cluster"
-    chief, other = cluster_train(logdir, steps=20)
+    chief, other = cluster_train(logdir, 20, "--keep-best")
     assert chief["global_step"] == other["global_step"] == 20
     # Synchronized weights: both workers evaluate the whole test set to the same loss.
     assert chief["test_loss"] == other["test_loss"] and chief["train_loss"] == other["train_loss"]
@@ -214,13 +222,17 @@ def test_slimkit_train_on_two_workers_stays_in_sync_and_resumes(tmp_path, mnist_
     # The non-chief's own saves went to a scratch dir it deleted; it reports the chief's checkpoint.
     assert other["checkpoint"] == chief["checkpoint"]
 
+    best = json.loads((logdir / "best" / "best.json").read_text())
+    assert best["step"] in (10, 20)
+
     # Resume: every worker must restore the chief's checkpoint (step 20), then train to 30.
-    chief, other = cluster_train(logdir, steps=30)
+    chief, other = cluster_train(logdir, 30, "--keep-best")
     assert chief["global_step"] == other["global_step"] == 30
     assert other["checkpoint"] == chief["checkpoint"] == str(logdir / "ckpt-30")
     assert chief["test_loss"] == other["test_loss"]
+    assert json.loads((logdir / "best" / "best.json").read_text())["step"] in (best["step"], 30)
     # Already done: every worker names the logdir's checkpoint it restored.
-    chief, other = cluster_train(logdir, steps=30)
+    chief, other = cluster_train(logdir, 30)
     assert chief["stopped"] == other["stopped"] == "already_done"
     assert other["checkpoint"] == chief["checkpoint"] == str(logdir / "ckpt-30")
 
@@ -284,6 +296,37 @@ def test_workers_started_with_different_settings_are_refused(tmp_path, mnist_dir
         assert err.strip().splitlines()[-1].startswith(
             "slimkit train: error: The workers of this multi-worker run have different settings")
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_workers_with_different_data_are_refused_together(tmp_path):
+    """--data-dir may differ between workers, the data may not: on other class lists the workers
+    would build other models (and hang); every worker refuses with one clear line instead."""
+    from test_refused_runs import _make_folder
+
+    folders = [_make_folder(tmp_path / "fA", ["blue", "red"]),
+               _make_folder(tmp_path / "fB", ["blue", "green", "red"])]
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "slimkit", "train", "lenet", "--dataset", "folder", "--data-dir",
+         str(folder), "--image-size", "28", "--batch-size", "4", "--steps", "2", "--precision",
+         "fp32", "--strategy", "multi-worker", "--logdir", str(tmp_path / "new" / "run")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for env, folder in zip(tf_config_envs(2), folders)]
+    try:
+        outputs = [p.communicate(timeout=TIMEOUT) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for i, (p, (_, err), folder, n) in enumerate(zip(procs, outputs, folders, (2, 3))):
+        assert p.returncode == 2, err[-2000:]
+        line = err.strip().splitlines()[-1]
+        assert line.startswith(f"slimkit train: error: The workers' data differ: worker {i} loaded "
+                               f"folder at {folder} with {n} classes ("), line
+        assert line.endswith("Expected the same files on every worker (only --data-dir may "
+                             "differ): copy the same dataset to every machine, then restart all "
+                             "workers."), line
+    assert not (tmp_path / "new").exists()  # the chief removed the directories it created
 
 
 @pytest.mark.parametrize("victim", [1, 0], ids=["non-chief-killed", "chief-killed"])

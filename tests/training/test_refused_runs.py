@@ -32,10 +32,17 @@ def _softmax(mnist_dir, logdir, **kwargs):
 
 
 def test_a_run_whose_warm_start_fails_leaves_no_logdir(tmp_path, mnist_dir):
-    logdir, missing = tmp_path / "run", tmp_path / "missing"
+    logdir, missing = tmp_path / "new" / "exp1" / "run", tmp_path / "missing"
+    (tmp_path / "kept").mkdir()
     with pytest.raises(FileNotFoundError, match=rf"^No checkpoint at {missing}: expected"):
         train(_softmax(mnist_dir, logdir, checkpoint_path=str(missing)), log_stream=io.StringIO())
-    assert not logdir.exists()  # neither config.json nor the lock's directory
+    # Neither config.json nor the lock's directory, nor the parents it created.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+    # Removal stops at the topmost directory the run created: a parent that existed stays.
+    logdir = tmp_path / "kept" / "new" / "run"
+    with pytest.raises(FileNotFoundError):
+        train(_softmax(mnist_dir, logdir, checkpoint_path=str(missing)), log_stream=io.StringIO())
+    assert (tmp_path / "kept").is_dir() and not (tmp_path / "kept" / "new").exists()
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -49,8 +56,24 @@ def test_a_run_whose_warm_start_fails_leaves_no_logdir(tmp_path, mnist_dir):
 ])
 def test_refused_settings_write_nothing(tmp_path, mnist_dir, settings, message):
     with pytest.raises(ValueError, match=message):
-        train(_softmax(mnist_dir, tmp_path / "run", **settings), log_stream=io.StringIO())
-    assert not (tmp_path / "run").exists()
+        train(_softmax(mnist_dir, tmp_path / "new" / "run", **settings), log_stream=io.StringIO())
+    assert not (tmp_path / "new").exists()
+
+
+def test_resuming_with_another_validation_size_is_refused(tmp_path, mnist_dir):
+    """The saved data position (epoch, offset) points into the training array: with another
+    --validation-size it would point into another one."""
+    logdir = tmp_path / "run"
+    train(_softmax(mnist_dir, logdir, validation_size=5000), log_stream=io.StringIO())
+    saved = (logdir / "config.json").read_bytes()
+    with pytest.raises(ValueError) as info:
+        train(_softmax(mnist_dir, logdir, validation_size=1000), log_stream=io.StringIO())
+    assert str(info.value) == (
+        f"Logdir {str(logdir)!r} holds a run trained on other data: number of training examples "
+        "55000 (this run's data: 59000). Its checkpoints cannot be resumed on this data (it was "
+        f"trained with --data-dir {mnist_dir}). Use another --logdir for this data, or the data the "
+        "logdir's run was trained on (or its --validation-size 5000) to resume it.")
+    assert (logdir / "config.json").read_bytes() == saved
 
 
 def test_a_logdir_refuses_other_data_and_keeps_its_config(tmp_path):
@@ -64,7 +87,8 @@ def test_a_logdir_refuses_other_data_and_keeps_its_config(tmp_path):
         train(folder_config(three, logdir, 4), log_stream=io.StringIO())
     assert str(info.value) == (
         f"Logdir {str(logdir)!r} holds a run trained on other data: number of classes 2 (this run's "
-        "data: 3); class names [blue, red] (this run's data: [blue, green, red]). Its checkpoints "
+        "data: 3); class names [blue, red] (this run's data: [blue, green, red]); number of "
+        "training examples 20 (this run's data: 30). Its checkpoints "
         f"cannot be resumed on this data (it was trained with --data-dir {two}). Use another "
         "--logdir for this data, or the data the logdir's run was trained on to resume it.")
     assert (logdir / "config.json").read_bytes() == saved  # the refused run's config is not saved

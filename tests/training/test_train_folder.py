@@ -65,3 +65,19 @@ def test_folder_needs_data_dir(tmp_path):
     with pytest.raises(ValueError, match="dataset='folder' needs --data-dir"):
         train(TrainConfig(model="lenet", dataset="folder", logdir=str(tmp_path), steps=1),
               log_stream=io.StringIO())
+
+
+def test_keep_best_on_a_folder_evaluates_each_step_once(folder, tmp_path):
+    """An image folder's final evaluation is on its validation split: it reuses the keep-best
+    evaluation of the final step (same EMA weights) instead of a second pass and a second point."""
+    from test_train_e2e import _scalars
+
+    config = TrainConfig(**{**_config(folder, tmp_path, 5).to_dict(), "keep_best": True,
+                            "save_every_n_steps": 2, "ema_decay": 0.5})
+    out = io.StringIO()
+    metrics = train(config, log_stream=out)
+    evaluated = _scalars(tmp_path / "validation", "accuracy")
+    assert [step for step, _ in evaluated] == [2, 4, 5]  # one point per step
+    assert metrics["validation_accuracy"] == pytest.approx(evaluated[-1][1])
+    assert out.getvalue().count("step 5: validation accuracy") == 1
+    assert "val accuracy: " in out.getvalue()
