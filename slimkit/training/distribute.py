@@ -375,10 +375,30 @@ def worker_logdir(logdir, strategy):
     if is_chief(strategy):
         return logdir
     resolver = strategy.cluster_resolver
-    path = os.path.join(tempfile.gettempdir(),
-                        f"slimkit-{resolver.task_type}{resolver.task_id}-{os.getpid()}")
+    prefix = os.path.join(tempfile.gettempdir(), f"slimkit-{resolver.task_type}{resolver.task_id}-")
+    path = f"{prefix}{os.getpid()}"
+    if not os.path.isdir(path):
+        _remove_dead_scratch_dirs(prefix)
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def _remove_dead_scratch_dirs(prefix):
+    """Removes ``<prefix><pid>`` scratch dirs whose process is gone (a worker killed abruptly
+    cannot delete its own); a live process's directory, or one we may not remove, is left."""
+    import glob
+    import shutil
+
+    for path in glob.glob(glob.escape(prefix) + "*"):
+        pid = path[len(prefix):]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # no such process: its scratch dir is stale
+            shutil.rmtree(path, ignore_errors=True)
+        except (PermissionError, OSError):  # another user's live process, or unknown: keep
+            pass
 
 
 def check_global_batch(strategy, batch_size):

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import types
 
@@ -137,6 +138,22 @@ def test_non_chief_worker_writes_to_a_private_temporary_dir(tmp_path):
         assert worker_logdir(str(tmp_path), worker) == path  # stable within the process
     finally:
         os.rmdir(path)
+
+
+def test_stale_scratch_dirs_of_dead_workers_are_removed_live_ones_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs (a worker killed with SIGKILL leaves such a dir)
+    stale = tmp_path / f"slimkit-worker1-{dead.pid}"
+    (stale / "ckpt").mkdir(parents=True)
+    live = tmp_path / f"slimkit-worker1-{os.getppid()}"  # our parent process is alive
+    other_task = tmp_path / f"slimkit-worker2-{dead.pid}"
+    for d in (live, other_task):
+        d.mkdir()
+    path = worker_logdir(str(tmp_path / "run"), fake_multi_worker({"worker": ["a:1", "b:1", "c:1"]},
+                                                                  "worker", 1))
+    assert path == str(tmp_path / f"slimkit-worker1-{os.getpid()}") and os.path.isdir(path)
+    assert not stale.exists() and live.is_dir() and other_task.is_dir()
 
 
 def test_distribute_batch_one_device_passes_the_batch_through():
