@@ -35,7 +35,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
-# label: (preset, flag overrides)
+# label: (preset, flag overrides[, environment]); the environment is set for that run only.
+ONEDNN_OFF = {"TF_ENABLE_ONEDNN_OPTS": "0"}  # TensorFlow's default on CPUs without AVX-512/AMX
 VARIANTS = {
     "softmax": ("mnist-softmax-tutorial", {}),
     "fast": ("deep-mnist-fast", {}),
@@ -48,6 +49,9 @@ VARIANTS = {
     "fast-b256-lr4e-3": ("deep-mnist-fast", {"batch_size": 256, "learning_rate": 4e-3}),
     "fast-fp32": ("deep-mnist-fast", {"precision": "fp32"}),
     "fast-nodet": ("deep-mnist-fast", {"deterministic": False}),
+    "softmax-onednn-off": ("mnist-softmax-tutorial", {}, ONEDNN_OFF),
+    "fast-onednn-off": ("deep-mnist-fast", {}, ONEDNN_OFF),
+    "fast-b256-6ep-onednn-off": ("deep-mnist-fast", {"batch_size": 256, "epochs": 6}, ONEDNN_OFF),
 }
 QUICK_STEPS = {"mnist-softmax-tutorial": 50, "deep-mnist-fast": 20, "deep-mnist-tutorial": 20}
 NOTES_MARKER = "<!-- notes -->"
@@ -66,8 +70,8 @@ def _flags(overrides):
 
 def run_once(label, seed, quick=False, max_time=None):
     """One CLI run; returns its record (metrics, wall time, load, command)."""
-    preset, overrides = VARIANTS[label]
-    overrides = dict(overrides)
+    preset, overrides, *env = VARIANTS[label]
+    overrides, env = dict(overrides), dict(env[0]) if env else {}
     if quick:
         overrides.pop("epochs", None)
         overrides["steps"] = QUICK_STEPS[preset]
@@ -78,11 +82,13 @@ def run_once(label, seed, quick=False, max_time=None):
            "--logdir", logdir, "--json"] + _flags(overrides)
     try:
         with common.LoadMeter() as meter:
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            proc = subprocess.run(cmd, capture_output=True, text=True,
+                                  env={**os.environ, **env})
     finally:
         shutil.rmtree(logdir, ignore_errors=True)
-    record = {"label": label, "preset": preset, "seed": seed, "overrides": overrides,
-              "command": " ".join(["slimkit"] + cmd[3:]), "returncode": proc.returncode,
+    record = {"label": label, "preset": preset, "seed": seed, "overrides": overrides, "env": env,
+              "command": " ".join([f"{k}={v}" for k, v in env.items()] + ["slimkit"] + cmd[3:]),
+              "returncode": proc.returncode,
               **meter.record()}
     if proc.returncode != 0:
         record["stderr_tail"] = proc.stderr[-2000:]
@@ -206,8 +212,10 @@ def markdown(p):
             continue
         accs = [r["test_accuracy"] for r in ok]
         walls = [r.get("projected_wall_s") or r["wall_s"] for r in ok]
-        summary.append([label, " ".join(f"`{k}={v}`" for k, v in VARIANTS[label][1].items())
-                        or "(preset)", len(ok), f"{min(accs):.4f}", f"{max(accs):.4f}",
+        _, overrides, *env = VARIANTS[label]
+        changes = {**overrides, **(env[0] if env else {})}
+        summary.append([label, " ".join(f"`{k}={v}`" for k, v in changes.items()) or "(preset)",
+                        len(ok), f"{min(accs):.4f}", f"{max(accs):.4f}",
                         f"{common.median(walls):.1f}"])
     machine = p.get("machine")
     return "\n".join([

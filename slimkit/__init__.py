@@ -11,8 +11,18 @@ Public names are listed explicitly in ``_EXPORTS`` and imported on first use, so
 """
 
 import importlib
+import os
+import platform
 
 __version__ = "0.1.0"
+
+# TensorFlow turns its oneDNN (MKL-DNN) CPU kernels on by default only on Intel CPUs with
+# AVX512_VNNI/BF16 or AMX. On other x86-64 CPUs (AMD, older Intel: most laptops) they made Deep
+# MNIST train 1.7x faster in fp32 (bench/results/time_to_accuracy_avx2.md), for the same accuracy.
+# The variable is read when TensorFlow is first imported: importing slimkit first turns them on,
+# and TF_ENABLE_ONEDNN_OPTS=0 in the environment keeps them off.
+if platform.machine().lower() in ("x86_64", "amd64"):
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 # public name -> module that defines it (the name is the same in that module).
 _EXPORTS = {
