@@ -27,9 +27,9 @@ PRESETS = {
     # The same network, trained fast: mixed bfloat16 where the hardware has it, batch 128, Adam with
     # a one-cycle schedule, random 2-pixel shifts, EMA weights for evaluation, 5 epochs (~2,150
     # steps). Measured (bench/results/time_to_accuracy*.md): 2-core AMX Xeon, bf16: 99.24-99.47% in
-    # 79-83 s (3 seeds); 2-core AVX2 EPYC, fp32: 99.36-99.44% in 350-368 s (2 seeds). Batch 256
-    # for 6 epochs is ~12% faster in bf16 on AMX, but no faster in fp32 (361-375 s on the EPYC),
-    # where most 2-core laptops are: batch 128 for 5 epochs is kept.
+    # 79-83 s (3 seeds); 2-core AVX2 EPYC, fp32 with oneDNN: 99.36-99.42% in 215-227 s (2 seeds).
+    # Batch 256 for 6 epochs is ~12% faster in bf16 on AMX, but slower in fp32 (232-240 s on the
+    # EPYC), where most 2-core laptops are: batch 128 for 5 epochs is kept.
     "deep-mnist-fast": dict(
         model="deep_mnist", dataset="mnist", optimizer="adam", learning_rate=3e-3,
         lr_schedule="one-cycle", batch_size=128, epochs=5.0, keep_prob=0.5, augment="shift",
