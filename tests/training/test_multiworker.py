@@ -279,11 +279,12 @@ def test_sigterm_to_one_worker_stops_the_whole_cluster_at_one_step(tmp_path, mni
     assert not (logdir / "slimkit.lock").exists()
 
 
-def test_workers_started_with_different_settings_are_refused(tmp_path, mnist_dir):
+def _refused_on_both_workers(tmp_path, per_worker_args, message):
+    """Starts two workers with their own extra flags; both must exit 2 with ``message``."""
     procs = [subprocess.Popen(slimkit_train("--strategy", "multi-worker", "--logdir", str(tmp_path / "run"),
-                                            "--steps", "20", "--batch-size", batch),
+                                            "--steps", "20", *args),
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for env, batch in zip(tf_config_envs(2), ("100", "50"))]
+             for env, args in zip(tf_config_envs(2), per_worker_args)]
     try:
         outputs = [p.communicate(timeout=TIMEOUT) for p in procs]
     finally:
@@ -293,9 +294,22 @@ def test_workers_started_with_different_settings_are_refused(tmp_path, mnist_dir
                 p.wait()
     for p, (_, err) in zip(procs, outputs):
         assert p.returncode == 2, err[-2000:]
-        assert err.strip().splitlines()[-1].startswith(
-            "slimkit train: error: The workers of this multi-worker run have different settings")
+        assert err.strip().splitlines()[-1].startswith(f"slimkit train: error: {message}")
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_workers_started_with_different_settings_are_refused(tmp_path, mnist_dir):
+    _refused_on_both_workers(tmp_path, (["--batch-size", "100"], ["--batch-size", "50"]),
+                             "The workers of this multi-worker run have different settings")
+
+
+def test_startup_delay_steps_is_refused_by_every_worker_of_a_synchronous_cluster(tmp_path,
+                                                                                 mnist_dir):
+    """TF-Slim's startup delay holds back non-chief workers of asynchronous training; here every
+    worker takes part in every step, so a real two-worker cluster refuses it, on both workers."""
+    _refused_on_both_workers(tmp_path, (["--startup-delay-steps", "5"],) * 2,
+                             "Invalid value for `startup_delay_steps` with synchronous "
+                             "multi-worker training: every worker takes part in every step")
 
 
 def test_workers_with_different_data_are_refused_together(tmp_path):
