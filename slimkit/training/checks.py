@@ -62,7 +62,8 @@ def check_startup_delay(config, workers):
 
 
 def refuse_together(strategy, *checks):
-    """Runs ``checks`` (callables that raise ``ValueError``) and agrees on the outcome with all workers.
+    """Runs ``checks`` (callables that raise ``ValueError`` or ``OSError``, e.g. data files that
+    are missing) and agrees on the outcome with all workers.
 
     The worker whose check failed raises its own error; every other worker raises a ValueError
     saying that another one refused. One small all-reduce (none on a single machine).
@@ -73,7 +74,7 @@ def refuse_together(strategy, *checks):
     for check in checks:
         try:
             check()
-        except ValueError as e:
+        except (ValueError, OSError) as e:
             error = e
             break
     (refused,) = any_worker(strategy, error is not None)

@@ -95,8 +95,11 @@ def train(config, train_step_fn=None, log_stream=None):
     with created, op_determinism(config.deterministic), precision_policy(runtime["precision"]), \
             lock, lost_workers:
         # Refusals happen on every worker together (checks.refuse_together), before the model.
-        refuse_together(strategy, lambda: check_compatible(config, logdir))  # model, dataset
-        data = load_training_data(config, get_model_spec(config.model).input_shape)
+        loaded = {}  # a worker that cannot load its data (missing, corrupt files) refuses too
+        refuse_together(strategy, lambda: check_compatible(config, logdir),  # model, dataset
+                        lambda: loaded.update(data=load_training_data(
+                            config, get_model_spec(config.model).input_shape)))
+        data = loaded["data"]
         check_loaded_data(config, data, logdir, strategy)  # same on all workers, and the logdir's
         run = _Run(config, runtime, data, train_step_fn)
         try:

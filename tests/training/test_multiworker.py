@@ -279,12 +279,15 @@ def test_sigterm_to_one_worker_stops_the_whole_cluster_at_one_step(tmp_path, mni
     assert not (logdir / "slimkit.lock").exists()
 
 
-def _refused_on_both_workers(tmp_path, per_worker_args, message):
-    """Starts two workers with their own extra flags; both must exit 2 with ``message``."""
+def _refused_on_both_workers(tmp_path, per_worker_args, messages, per_worker_env=({}, {})):
+    """Starts two workers with their own extra flags and environment; both must exit 2 with their
+    message (one for both, or one each)."""
+    messages = (messages, messages) if isinstance(messages, str) else messages
     procs = [subprocess.Popen(slimkit_train("--strategy", "multi-worker", "--logdir", str(tmp_path / "run"),
                                             "--steps", "20", *args),
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for env, args in zip(tf_config_envs(2), per_worker_args)]
+                              env={**env, **extra}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+             for env, args, extra in zip(tf_config_envs(2), per_worker_args, per_worker_env)]
     try:
         outputs = [p.communicate(timeout=TIMEOUT) for p in procs]
     finally:
@@ -292,15 +295,27 @@ def _refused_on_both_workers(tmp_path, per_worker_args, message):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    for p, (_, err) in zip(procs, outputs):
+    for p, (_, err), message in zip(procs, outputs, messages):
         assert p.returncode == 2, err[-2000:]
-        assert err.strip().splitlines()[-1].startswith(f"slimkit train: error: {message}")
+        assert err.strip().splitlines()[-1].startswith(f"slimkit train: error: {message}"), err[-2000:]
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
 def test_workers_started_with_different_settings_are_refused(tmp_path, mnist_dir):
     _refused_on_both_workers(tmp_path, (["--batch-size", "100"], ["--batch-size", "50"]),
                              "The workers of this multi-worker run have different settings")
+
+
+def test_a_worker_without_its_data_files_stops_the_cluster_with_the_reason(tmp_path, mnist_dir):
+    """Worker 1's --data-dir is empty and no mirror answers: it says which files to put where, and
+    worker 0 says another worker refused (not that a worker was lost)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _refused_on_both_workers(
+        tmp_path, ([], ["--data-dir", str(empty)]),
+        ("Another worker of this multi-worker run refused to start (its error says why)",
+         f"Dataset mnist is incomplete in {empty}: downloading failed. Put these files in {empty}"),
+        per_worker_env=({}, {"SLIMKIT_MIRRORS": "http://127.0.0.1:9/"}))  # port 9: refused at once
 
 
 def test_startup_delay_steps_is_refused_by_every_worker_of_a_synchronous_cluster(tmp_path,
