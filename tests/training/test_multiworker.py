@@ -87,13 +87,10 @@ def free_ports(n):
             s.close()
 
 
-def run_cluster(script, args_per_worker, envs, timeout=TIMEOUT):
-    """Starts one process per env, waits for all; kills all and fails on error or timeout."""
-    procs = [subprocess.Popen([sys.executable, str(script), *args], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-             for args, env in zip(args_per_worker, envs)]
+def _communicate_all(procs, timeout=TIMEOUT):
+    """(stdout, stderr) of every process; kills all and fails the test if one outlives timeout."""
     try:
-        outputs = [p.communicate(timeout=timeout) for p in procs]
+        return [p.communicate(timeout=timeout) for p in procs]
     except subprocess.TimeoutExpired:
         for p in procs:
             p.kill()
@@ -104,6 +101,14 @@ def run_cluster(script, args_per_worker, envs, timeout=TIMEOUT):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def run_cluster(script, args_per_worker, envs, timeout=TIMEOUT):
+    """Starts one process per env, waits for all; kills all and fails on error or timeout."""
+    procs = [subprocess.Popen([sys.executable, str(script), *args], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+             for args, env in zip(args_per_worker, envs)]
+    outputs = _communicate_all(procs, timeout)
     for p, (_, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-3000:]
     return outputs
@@ -180,18 +185,7 @@ def cluster_train(logdir, steps, *args):
 
 
 def _wait_all(procs, timeout=TIMEOUT):
-    try:
-        outputs = [p.communicate(timeout=timeout) for p in procs]
-    except subprocess.TimeoutExpired:
-        for p in procs:
-            p.kill()
-        errs = [p.communicate()[1][-2000:] for p in procs]
-        pytest.fail(f"workers did not finish within {timeout} s:\n" + "\n---\n".join(errs))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    outputs = _communicate_all(procs, timeout)
     for p, (_, err) in zip(procs, outputs):
         assert p.returncode in (0, 143), err[-3000:]
     return outputs
@@ -288,13 +282,7 @@ def _refused_on_both_workers(tmp_path, per_worker_args, messages, per_worker_env
                               env={**env, **extra}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
              for env, args, extra in zip(tf_config_envs(2), per_worker_args, per_worker_env)]
-    try:
-        outputs = [p.communicate(timeout=TIMEOUT) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    outputs = _communicate_all(procs)
     for p, (_, err), message in zip(procs, outputs, messages):
         assert p.returncode == 2, err[-2000:]
         assert err.strip().splitlines()[-1].startswith(f"slimkit train: error: {message}"), err[-2000:]
@@ -340,13 +328,7 @@ def test_workers_with_different_data_are_refused_together(tmp_path):
          "fp32", "--strategy", "multi-worker", "--logdir", str(tmp_path / "new" / "run")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for env, folder in zip(tf_config_envs(2), folders)]
-    try:
-        outputs = [p.communicate(timeout=TIMEOUT) for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    outputs = _communicate_all(procs)
     for i, (p, (_, err), folder, n) in enumerate(zip(procs, outputs, folders, (2, 3))):
         assert p.returncode == 2, err[-2000:]
         line = err.strip().splitlines()[-1]
