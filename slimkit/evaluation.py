@@ -15,51 +15,7 @@ import os
 import pathlib
 import time
 
-
-def evaluate_model(model, batches):
-    """Accuracy and mean loss of ``model`` over ``batches`` of ``(images, labels)``.
-
-    Args:
-        model: A Keras model returning logits.
-        batches: Iterable of ``(images float32 (b, H, W, C), labels int (b,))``.
-
-    Returns:
-        ``{"accuracy": float, "loss": float, "num_examples": int}``.
-
-    Example:
-        >>> evaluate_model(model, [(images, labels)])["accuracy"]
-        0.92
-    """
-    import tensorflow as tf
-
-    step = _eval_step(model)
-    correct, loss_sum, count = 0, 0.0, 0
-    for images, labels in batches:
-        c, l = step(tf.convert_to_tensor(images), tf.cast(labels, tf.int32))
-        correct += int(c)
-        loss_sum += float(l)
-        count += int(tf.shape(labels)[0])
-    if count == 0:
-        raise ValueError("Nothing to evaluate: the split has no examples.")
-    return {"accuracy": correct / count, "loss": loss_sum / count, "num_examples": count}
-
-
-def _eval_step(model):
-    """A compiled ``(images, labels) -> (number correct, summed loss)`` for ``model``."""
-    step = getattr(model, "_slimkit_eval_step", None)
-    if step is not None:
-        return step
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True)
-    def step(images, labels):
-        logits = tf.cast(model(images, training=False), tf.float32)
-        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-        correct = tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), labels)
-        return tf.reduce_sum(tf.cast(correct, tf.int32)), tf.reduce_sum(losses)
-
-    model._slimkit_eval_step = step  # one trace per model, reused by periodic evaluations
-    return step
+from slimkit.metrics import evaluate_model
 
 
 def evaluate(logdir_or_checkpoint, split=None, data_dir=None, batch_size=500, use_ema=True):

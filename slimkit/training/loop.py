@@ -357,7 +357,7 @@ class _Run:
         return self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
 
     def evaluate(self, split):
-        from slimkit.evaluation import evaluate_model
+        from slimkit.metrics import evaluate_model
 
         return evaluate_model(self.model, self.data.eval_batches(split, self.config.eval_batch_size))
 
