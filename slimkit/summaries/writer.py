@@ -1,0 +1,140 @@
+"""TensorBoard writers that never stop a run: a summary that cannot be written is one warning.
+
+    writers = Writers("runs/x", enabled=is_chief)     # one TensorBoard run per sub-folder
+    writers["train"].scalars(step, {"loss": 0.31, "accuracy": 0.9})
+    writers["test"].image("confusion_matrix", step, confusion_matrix_image(matrix, names))
+    writers.close()
+
+Every write goes through :meth:`SummaryWriter.guard`: TensorFlow's ``OpError`` or an ``OSError``
+(disk full, file too large, read-only or deleted folder) is logged once per run folder and cause
+as a warning on the ``slimkit.summaries`` logger, naming the folder, and training goes on
+(STYLE rule 8). A disabled writer (a non-chief worker of a multi-worker run) writes nothing.
+"""
+
+import contextlib
+import logging
+import os
+import re
+
+log = logging.getLogger("slimkit.summaries")
+
+
+class SummaryWriter:
+    """The writer of one TensorBoard run folder (``<logdir>/<name>``), created on first write.
+
+    Args:
+        folder: The run folder.
+        enabled: False makes every method a no-op (non-chief workers).
+    """
+
+    def __init__(self, folder, enabled=True):
+        self.folder = str(folder)
+        self.enabled = enabled
+        self._writer = None
+        self._warned = set()
+
+    @property
+    def tf_writer(self):
+        """The underlying ``tf.summary`` writer (created on first use)."""
+        import tensorflow as tf
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.folder)
+        return self._writer
+
+    @contextlib.contextmanager
+    def guard(self, what):
+        """Context: a failure to write ``what`` is one warning, not an exception."""
+        import tensorflow as tf
+
+        try:
+            yield
+        except (tf.errors.OpError, OSError) as e:
+            cause = _cause(e)
+            if cause not in self._warned:  # once per folder and cause, not at every step
+                self._warned.add(cause)
+                log.warning("could not write TensorBoard %s to %s (%s); training goes on without "
+                            "them", what, self.folder, cause)
+
+    @contextlib.contextmanager
+    def at_step(self, step, what="summaries"):
+        """Context: ``tf.summary`` calls inside go to this run at ``step``, guarded, then flushed.
+
+        Yields False (skip the work) when the writer is disabled or cannot be created.
+        """
+        writer = None
+        if self.enabled:
+            with self.guard(what):
+                writer = self.tf_writer
+        if writer is None:
+            yield False
+            return
+        with self.guard(what):
+            with writer.as_default(step=int(step)):
+                yield True
+            writer.flush()
+
+    def scalars(self, step, values, descriptions=None):
+        """Writes ``{tag: value}`` scalars at ``step``."""
+        import tensorflow as tf
+
+        with self.at_step(step, "scalars") as on:
+            if on:
+                for tag, value in values.items():
+                    tf.summary.scalar(tag, value, description=(descriptions or {}).get(tag))
+
+    def image(self, tag, step, image, description=None, max_outputs=3):
+        """Writes one uint8 image (H, W, C) or a batch (n, H, W, C) under ``tag``."""
+        import numpy as np
+        import tensorflow as tf
+
+        with self.at_step(step, "images") as on:
+            if on:
+                image = np.asarray(image)
+                batch = image[np.newaxis] if image.ndim == 3 else image
+                tf.summary.image(tag, batch, step=int(step), max_outputs=max_outputs,
+                                 description=description)
+
+    def text(self, tag, step, markdown):
+        """Writes a Markdown text summary."""
+        import tensorflow as tf
+
+        with self.at_step(step, "text") as on:
+            if on:
+                tf.summary.text(tag, markdown, step=int(step))
+
+    def close(self):
+        if self._writer is not None:
+            with self.guard("summaries"):
+                self._writer.close()
+
+
+class Writers:
+    """The writers of a logdir's runs, by name: ``writers["train"]``, ``writers["test"]``."""
+
+    def __init__(self, logdir, enabled=True):
+        self.logdir = str(logdir)
+        self.enabled = enabled
+        self._writers = {}
+
+    def __getitem__(self, name):
+        if name not in self._writers:
+            folder = os.path.join(self.logdir, name) if name not in ("", ".") else self.logdir
+            self._writers[name] = SummaryWriter(folder, self.enabled)
+        return self._writers[name]
+
+    def close(self):
+        for writer in self._writers.values():
+            writer.close()
+
+
+def _cause(error):
+    """The reason of a write error on one line, without TensorFlow's ``{{function_node ...}}`` and
+    ``[Op:...]`` wrapping."""
+    text = getattr(error, "message", None) or getattr(error, "strerror", None) or str(error)
+    text = re.sub(r"\{\{.*?\}\}|\[Op:.*$", "", " ".join(str(text).split())).strip()
+    for reason in ("No space left on device", "File too large", "Read-only file system",
+                   "Permission denied", "No such file or directory", "Not a directory"):
+        if reason.lower() in text.lower():
+            return reason
+    return text[:200] or type(error).__name__
