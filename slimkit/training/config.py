@@ -29,6 +29,7 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "rmsprop", "adagrad", "adadelt
 SCHEDULES = ("fixed", "exponential", "polynomial", "piecewise", "cosine", "one-cycle")
 PRECISIONS = ("fp32", "bf16", "auto")
 AUGMENTATIONS = ("shift",)
+SUMMARY_LEVELS = ("none", "scalars", "default", "full")  # = slimkit.summaries.training.LEVELS
 # The same names as slimkit.training.distribute.STRATEGIES (a test keeps them equal); repeated here
 # so that validating a config does not import TensorFlow.
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
@@ -131,6 +132,23 @@ class TrainConfig:
     save_every_n_steps: typing.Optional[int] = _field(None, "checkpoint every N steps")
     save_every_n_secs: typing.Optional[float] = _field(600.0, "checkpoint every S seconds (0: not by "
                                                               "time, e.g. with --save-every-n-steps)")
+    summaries: str = _field("default", "TensorBoard output: none, scalars, default (scalars, "
+                                       "histograms, images, graph, a profiler trace, projector, "
+                                       "text, hparams) or full (heavy summaries at every summary "
+                                       "point)")
+    histogram_every_n_steps: typing.Optional[int] = _field(None, "histograms of weights, "
+                                                                 "activations and gradients "
+                                                                 "every N steps")
+    histogram_every_n_secs: typing.Optional[float] = _field(120.0, "... or every S seconds (0: not "
+                                                                   "by time)")
+    image_every_n_steps: typing.Optional[int] = _field(None, "images (input, filters, feature "
+                                                             "maps) and an evaluation every N "
+                                                             "steps")
+    image_every_n_secs: typing.Optional[float] = _field(120.0, "... or every S seconds (0: not by "
+                                                               "time)")
+    trace_every_n_steps: typing.Optional[int] = _field(None, "profiler trace of a few steps every N "
+                                                             "steps (default: one after warm-up; "
+                                                             "0: none)")
     keep: int = _field(5, "checkpoints to keep (keep_checkpoint_max)")
     keep_best: bool = _field(False, "also keep the checkpoint with the best validation accuracy "
                                     "in <logdir>/best (needs a validation split)")
@@ -273,13 +291,16 @@ def _validate(config):
     if c.augment is not None:
         _choice(c, "augment", AUGMENTATIONS)
     _choice(c, "strategy", STRATEGIES)
+    _choice(c, "summaries", SUMMARY_LEVELS)
     for name in ("batch_size", "steps_per_call", "log_every_n_steps", "keep", "eval_batch_size"):
         _positive(c, name)
     for name in ("steps", "epochs", "max_time", "save_summaries_steps", "save_every_n_steps",
-                 "eval_every_n_steps", "image_size", "intra_op_threads", "inter_op_threads"):
+                 "eval_every_n_steps", "image_size", "intra_op_threads", "inter_op_threads",
+                 "histogram_every_n_steps", "image_every_n_steps"):
         if getattr(c, name) is not None:
             _positive(c, name)
-    for name in ("save_summaries_secs", "save_every_n_secs"):  # 0: off (steps only)
+    for name in ("save_summaries_secs", "save_every_n_secs", "histogram_every_n_secs",
+                 "image_every_n_secs"):  # 0: off (steps only)
         if getattr(c, name) is not None and getattr(c, name) < 0:
             _bad(name, "a number of seconds >= 0 (0: not by time)", getattr(c, name))
     if c.steps is not None and c.epochs is not None:
@@ -291,6 +312,8 @@ def _validate(config):
                  "end_learning_rate"):
         if getattr(c, name) is not None and getattr(c, name) < 0:
             _bad(name, "a number >= 0", getattr(c, name))
+    if c.trace_every_n_steps is not None and c.trace_every_n_steps < 0:
+        _bad("trace_every_n_steps", "an integer >= 0 (0: no trace)", c.trace_every_n_steps)
     if c.warmup_steps is not None and c.warmup_steps < 0:
         _bad("warmup_steps", "an integer >= 0", c.warmup_steps)
     if not 0 <= c.label_smoothing < 1:

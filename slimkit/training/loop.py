@@ -51,9 +51,9 @@ def train(config, train_step_fn=None, log_stream=None):
     Returns:
         A dict of final metrics: ``test_accuracy`` and ``test_loss`` (``validation_*`` for an
         image folder), ``global_step``, ``train_loss``, ``train_accuracy``,
-        ``examples_per_sec``, ``precision``, ``checkpoint``, ``logdir``, ``seconds`` and
-        ``stopped`` (``"steps"``, ``"max_time"``, ``"SIGINT"``/``"SIGTERM"`` or
-        ``"already_done"``).
+        ``examples_per_sec``, ``precision``, ``checkpoint``, ``logdir``, ``seconds``,
+        ``train_seconds`` (the loop alone: steps, summaries, checkpoints) and ``stopped``
+        (``"steps"``, ``"max_time"``, ``"SIGINT"``/``"SIGTERM"`` or ``"already_done"``).
 
     Raises:
         ValueError: For a bad setting, a logdir that holds another model's or dataset's run (or a
@@ -118,8 +118,11 @@ def train(config, train_step_fn=None, log_stream=None):
                         "checkpoint": run.restored_from, "precision": runtime["precision"]}
             if chief:  # restored (or warm-started): this run's settings are now the logdir's
                 save_config(config, logdir, run.data)
+            run.summaries.start(step, progress)
             # --- step, summarize, checkpoint, stop
+            loop_started = time.monotonic()
             step, stopped, last = _train_steps(run, step, progress, started)
+            loop_seconds = time.monotonic() - loop_started
             path = _save(run, progress)  # the final checkpoint
             if config.keep_best and stopped in ("steps", "max_time") and run.evaluated != step:
                 _periodic_eval(run, step, progress)  # the final weights may be the best
@@ -128,13 +131,15 @@ def train(config, train_step_fn=None, log_stream=None):
                        "train_accuracy": last["accuracy"],
                        "examples_per_sec": round(progress.examples_per_sec(), 1),
                        "precision": runtime["precision"], "checkpoint": run.in_logdir(path),
-                       "logdir": logdir,
-                       "stopped": stopped}
+                       "logdir": logdir, "stopped": stopped,
+                       "train_seconds": round(loop_seconds, 2)}
             if stopped in ("SIGINT", "SIGTERM"):
                 progress.message(f"stopped by {stopped} at step {step}; saved {path}. Run the "
                                  "same command again to resume.")
-            elif run.data.eval_splits:
-                metrics.update(_final_evaluation(run, step, progress))
+            else:
+                if run.data.eval_splits:
+                    metrics.update(_final_evaluation(run, step, progress))
+                run.summaries.end(step, last)  # the last heavy summaries, the projector
         finally:
             run.close()  # also on a refusal: a non-chief's scratch directory goes
     metrics["seconds"] = round(time.monotonic() - started, 1)
@@ -159,7 +164,9 @@ def _train_steps(run, step, progress, started):
             # --- step: k batches per call, one host sync per call
             n = steps_this_call(step, config, run.total_steps)
             images, labels = run.data.feed.next_batches(n)
-            result = run.step_fn(*distribute_batch(strategy, images, labels))
+            args = distribute_batch(strategy, images, labels)
+            run.summaries.before_call(step)  # (a profiler trace may start)
+            result = run.step_fn(*args)
             done = int(result["steps"])
             step += done
             if done < n:  # step `step + 1` was not finite and not applied
@@ -169,11 +176,8 @@ def _train_steps(run, step, progress, started):
             lr = run.learning_rate_now()
             progress.update(step, last["loss"], last["accuracy"], lr)
 
-            # --- summarize
-            if clock.due("summary", step):
-                _write_scalars(run.writer("train"), step, {
-                    "loss": last["loss"], "accuracy": last["accuracy"], "learning_rate": lr,
-                    "examples_per_sec": progress.examples_per_sec()})
+            # --- summarize (scalars; histograms, images and an evaluation at heavy points)
+            run.summaries.after_call(step, clock, images, args, result)
             # --- checkpoint (and evaluate on the validation split, keep the best)
             save_now = clock.due("checkpoint", step)
             eval_now = clock.due("eval", step, checkpoint_now=save_now)
@@ -198,13 +202,8 @@ def _train_steps(run, step, progress, started):
 def _final_evaluation(run, step, progress):
     """Accuracy on the test split (an image folder's: validation), EMA weights if kept."""
     split = run.data.eval_splits[-1]
-    if split == "validation" and run.evaluated == step:
-        final = run.eval_metrics  # _periodic_eval's, same (EMA) weights: not a second pass
-    else:
-        with run.averaged_weights():
-            final = run.evaluate(split)
-        _write_scalars(run.writer(split), step,
-                       {"accuracy": final["accuracy"], "loss": final["loss"]})
+    final = run.evaluate(split, step)  # (validation at this step: _periodic_eval's, no 2nd pass)
+    run.summaries.evaluation(split, step, final)
     label = "val" if split == "validation" else split
     if run.chief:
         progress.message(f"{label} accuracy: {final['accuracy']:.4f}")
@@ -292,7 +291,8 @@ class _Run:
 
         self.config = config
         self.chief = runtime["chief"]
-        self._writers = {}
+        self.precision = runtime["precision"]
+        self._evaluations = {}  # (split, step, limit) -> metrics
         self.strategy = strategy = runtime["strategy"]
         self.data = data  # a slimkit.training.data.TrainingData
         self.total_steps = config.total_steps(self.data.num_train)
@@ -317,10 +317,12 @@ class _Run:
         self.out_dir = worker_logdir(config.resolved_logdir(), strategy)
         self.restored_from = None  # the logdir checkpoint this run resumed from (see _restore)
         self.evaluated = None  # the step of the last validation evaluation
-        self.eval_metrics = None  # and its metrics
         self.checkpoints = ckpt_lib.Checkpoints(
             ckpt_lib.make_checkpoint(self.model, self.optimizer, self.state, self.ema),
             self.state, self.out_dir, keep=config.keep, keep_best=config.keep_best)
+        from slimkit.summaries.training import TrainingSummaries
+
+        self.summaries = TrainingSummaries(self, config.summaries)  # TensorBoard (chief only)
 
     def in_logdir(self, path):
         """The logdir's checkpoint for ``path``, one of this process's saves (None stays None).
@@ -332,18 +334,8 @@ class _Run:
             return path
         return os.path.join(self.config.resolved_logdir(), os.path.basename(path))
 
-    def writer(self, name):
-        """The TensorBoard writer of ``<logdir>/<name>`` (a no-op writer on non-chief workers)."""
-        import tensorflow as tf
-
-        if name not in self._writers:
-            self._writers[name] = (tf.summary.create_file_writer(os.path.join(self.out_dir, name))
-                                   if self.chief else tf.summary.create_noop_writer())
-        return self._writers[name]
-
     def close(self):
-        for writer in self._writers.values():
-            writer.close()
+        self.summaries.close()
         if not self.chief:  # a non-chief worker's scratch checkpoints (distribute.worker_logdir)
             shutil.rmtree(self.out_dir, ignore_errors=True)
 
@@ -356,10 +348,21 @@ class _Run:
         """Context: the EMA weights swapped in, if the run keeps them."""
         return self.ema.swapped_in() if self.ema is not None else contextlib.nullcontext()
 
-    def evaluate(self, split):
+    def evaluate(self, split, step, limit=None):
+        """Metrics of ``split`` (its first ``limit`` examples) with the EMA weights if kept; once
+        per step: the weights have not changed since."""
         from slimkit.metrics import evaluate_model
+        from slimkit.summaries.evaluation import GALLERY_SIZE
+        from slimkit.summaries.training import first_examples
 
-        return evaluate_model(self.model, self.data.eval_batches(split, self.config.eval_batch_size))
+        key = (split, step, limit)
+        if key not in self._evaluations:
+            batches = self.data.eval_batches(split, self.config.eval_batch_size)
+            with self.averaged_weights():
+                self._evaluations = {key: evaluate_model(  # (only the latest is kept)
+                    self.model, first_examples(batches, limit) if limit else batches,
+                    self.data.num_classes, keep_misclassified=GALLERY_SIZE)}
+        return self._evaluations[key]
 
 
 # ---------------------------------------------------------------------------- stages
@@ -409,17 +412,15 @@ def _periodic_eval(run, step, progress):
     """Validation accuracy (EMA weights if kept), to TensorBoard; keeps the best checkpoint.
 
     Returns:
-        The metrics (also kept in ``run.eval_metrics``), or None without a validation split.
+        The metrics, or None without a validation split.
     """
     from slimkit.training.distribute import chief_decides
 
     if "validation" not in run.data.eval_splits:
         return None
-    with run.averaged_weights():
-        metrics = run.evaluate("validation")
-    run.evaluated, run.eval_metrics = step, metrics
-    _write_scalars(run.writer("validation"), step,
-                   {"accuracy": metrics["accuracy"], "loss": metrics["loss"]})
+    metrics = run.evaluate("validation", step)
+    run.evaluated = step
+    run.summaries.evaluation("validation", step, metrics)
     # Multi-worker: the chief's best.json decides for all (a non-chief's is in a scratch dir).
     best = run.checkpoints.save_best(metrics["accuracy"], step,
                                      agree=lambda better: chief_decides(run.strategy, better))
@@ -443,19 +444,3 @@ def _nonfinite_error(run, images, labels, step):
         f"Non-finite loss or gradient at step {step}: {finding}. Training stopped without saving; "
         f"{resume}. Lower the learning rate (now {run.learning_rate_now():g}) or set "
         "--clip-gradient-norm, and run again.")
-
-
-# ---------------------------------------------------------------------------- helpers
-def _write_scalars(writer, step, values):
-    """Writes scalars; a failure is a warning, never the end of training (STYLE rule 8)."""
-    import tensorflow as tf
-
-    try:
-        with writer.as_default(step=step):
-            for name, value in values.items():
-                tf.summary.scalar(name, value)
-        writer.flush()
-    except (tf.errors.OpError, OSError) as e:
-        import logging
-        logging.getLogger("slimkit.train").warning("could not write summaries at step %d: %s",
-                                                   step, e)

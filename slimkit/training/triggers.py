@@ -5,8 +5,9 @@
     if clock.due("checkpoint", step): ...
 
 Each trigger fires every N steps and/or every S seconds (``save_summaries_steps`` /
-``save_summaries_secs``, ``save_every_n_steps`` / ``save_every_n_secs``, ``eval_every_n_steps``);
-0 or None turns that half off.
+``save_summaries_secs``, ``save_every_n_steps`` / ``save_every_n_secs``, ``eval_every_n_steps``,
+``histogram_every_n_steps`` / ``_secs``, ``image_every_n_steps`` / ``_secs``); 0 or None turns
+that half off.
 """
 
 import signal
@@ -17,7 +18,8 @@ def steps_this_call(step, config, total):
     """Steps of the next call: up to ``steps_per_call``, ending on every step-based event."""
     n = min(config.steps_per_call, total - step)
     for every in (config.log_every_n_steps, config.save_summaries_steps, config.save_every_n_steps,
-                  config.eval_every_n_steps):
+                  config.eval_every_n_steps, config.histogram_every_n_steps,
+                  config.image_every_n_steps):
         if every:
             n = min(n, every - step % every)
     return n
@@ -30,9 +32,11 @@ class Clock:
         c = config
         every_eval = c.eval_every_n_steps
         self.steps = {"summary": c.save_summaries_steps, "checkpoint": c.save_every_n_steps,
-                      "eval": every_eval}
+                      "eval": every_eval, "histogram": c.histogram_every_n_steps,
+                      "image": c.image_every_n_steps}
         self.secs = {"summary": c.save_summaries_secs, "checkpoint": c.save_every_n_secs,
-                     "eval": None}
+                     "eval": None, "histogram": c.histogram_every_n_secs,
+                     "image": c.image_every_n_secs}
         # --keep-best without --eval-every-n-steps: evaluate whenever a checkpoint is written.
         self.eval_with_checkpoint = c.keep_best and not every_eval
         self.last = {k: time.monotonic() for k in self.steps}
