@@ -27,7 +27,7 @@ COMMANDS = {
     "board": "start TensorBoard on a logdir",
 }
 _MODULES = {"eval": "evaluate"}
-_TF_COMMANDS = {"train", "eval", "predict", "inspect", "export", "models"}
+_TF_COMMANDS = {"train", "eval", "predict", "inspect", "export", "models", "board"}
 
 # TensorFlow 2.21 logs through absl before absl is initialized, so TF_CPP_MIN_LOG_LEVEL no longer
 # hides its start-up banners (oneDNN notice, CUDA stubs, "failed call to cuInit" on CPU-only
