@@ -249,3 +249,17 @@ def test_strategy_names_match_distribute():
 def test_default_logdir():
     assert TrainConfig(model="lenet").resolved_logdir() == "runs/lenet"
     assert TrainConfig.from_sources("lenet-slim").resolved_logdir() == "runs/lenet-slim"
+
+
+def test_summary_settings_are_checked():
+    with pytest.raises(ValueError, match=r"Invalid value for `summaries`. Expected one of none, "
+                                         r"scalars, default, full. Received summaries='ful'. "
+                                         r"Did you mean 'full'\?"):
+        TrainConfig(summaries="ful")
+    with pytest.raises(ValueError, match=r"Expected an integer >= 0 \(0: no trace\). Received "
+                                         r"trace_every_n_steps=-1"):
+        TrainConfig(trace_every_n_steps=-1)
+    with pytest.raises(ValueError, match=r"Invalid value for `image_every_n_secs`. Expected a "
+                                         r"number of seconds >= 0"):
+        TrainConfig(image_every_n_secs=-5)
+    assert TrainConfig(histogram_every_n_secs=0, trace_every_n_steps=0).summaries == "default"
