@@ -178,7 +178,7 @@ def replaced_atomically(path, text, what_to_do="", **kwargs):
             # Mode 0o666 less the umask, as open() gives: mkstemp's 0o600 would hide config.json
             # from the other workers of a multi-worker run.
             fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-            with os.fdopen(fd, "w") as f:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
                 f.flush()
                 os.fsync(f.fileno())  # a full disk may show only here (delayed allocation, NFS)
