@@ -101,7 +101,7 @@ def write_error_message(error, path, what_to_do="", *, action="write", instead="
         The message, on one line.
     """
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = os.path.dirname(path) or "."  # as the user named it
     code = fault_errno(error)
     if code in (errno.ENOSPC, errno.EDQUOT):
         quota = code == errno.EDQUOT
