@@ -91,7 +91,8 @@ def write_error_message(error, path, what_to_do="", *, action="write", instead="
 
     Args:
         error: The ``OSError`` or TensorFlow ``OpError`` (see :func:`fault_errno`).
-        path: The file (or folder) that could not be written, as the user knows it.
+        path: The file that could not be written, as the user knows it; or a folder (that of
+            TensorBoard event files, say), whose own free space and permissions the fix is about.
         what_to_do: Sentences added at the end: what happened to the run and how to go on.
         action: What could not be done to ``path`` (``"write the checkpoint"``).
         instead: The way round the fault where it cannot be fixed in place (``"use a --logdir
@@ -101,7 +102,8 @@ def write_error_message(error, path, what_to_do="", *, action="write", instead="
         The message, on one line.
     """
     path = os.fspath(path)
-    folder = os.path.dirname(path) or "."  # as the user named it
+    # The folder where the fix applies, named as the user named the path.
+    folder = path if os.path.isdir(path) else (os.path.dirname(path) or ".")
     code = fault_errno(error)
     if code in (errno.ENOSPC, errno.EDQUOT):
         quota = code == errno.EDQUOT

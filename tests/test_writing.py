@@ -114,3 +114,16 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_folder_is_where_the_fix_applies(tmp_path):
+    """A writer of several files in a folder (TensorBoard's) names the folder."""
+    error = OSError(errno.EACCES, "Permission denied")
+    assert write_error_message(error, tmp_path / "train", "Training goes on without them.",
+                               action="write TensorBoard summaries to") == (
+        f"Cannot write TensorBoard summaries to {tmp_path}/train: permission denied. Let this user "
+        f"write in {tmp_path} (`chmod`/`chown` it, or run as its owner) or write it elsewhere. "
+        "Training goes on without them.")
+    (tmp_path / "train").mkdir()
+    assert f"Let this user write in {tmp_path}/train (" in write_error_message(
+        error, tmp_path / "train", action="write TensorBoard summaries to")
