@@ -127,3 +127,21 @@ def test_a_folder_is_where_the_fix_applies(tmp_path):
     (tmp_path / "train").mkdir()
     assert f"Let this user write in {tmp_path}/train (" in write_error_message(
         error, tmp_path / "train", action="write TensorBoard summaries to")
+
+
+def test_tensorboards_own_error_on_a_full_disk_is_read(tmp_path):
+    """The summary writer's real error (FlushSummaryWriter, once its buffer cannot be written)."""
+    with tmpfs(tmp_path / "disk", 16 * PAGE) as disk:
+        writer = tf.summary.create_file_writer(str(disk / "train"))
+        filler = fill(disk)
+        with pytest.raises(tf.errors.OpError) as raised:
+            for step in range(1000):
+                with writer.as_default(step=step):
+                    tf.summary.histogram("weights", tf.zeros([1000]))
+                writer.flush()
+        assert fault_errno(raised.value) == errno.ENOSPC
+        assert write_error_message(raised.value, disk / "train", action="write summaries to") == (
+            f"Cannot write summaries to {disk}/train: no space left on the device. Free space "
+            f"there (`df -h {disk}/train` shows what is left) or write it elsewhere.")
+        filler.unlink()
+        writer.close()
