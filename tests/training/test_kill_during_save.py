@@ -29,13 +29,19 @@ def _latest(logdir):
     return tf.train.latest_checkpoint(str(logdir)) if logdir.is_dir() else None
 
 
+def _temporaries(logdir):
+    return sorted(name for name in os.listdir(logdir)
+                  if name.endswith("_temp") or name.startswith("checkpoint.tmp"))
+
+
 def _unfinished(logdir):
-    """What a killed save left: temporaries, and checkpoint files the state file does not list."""
+    """What a killed save left: temporaries, and checkpoint files the state file does not list
+    (complete or not, they are never resumed from; the next save of that step replaces them)."""
     state = tf.train.get_checkpoint_state(str(logdir))
     listed = {os.path.basename(p) for p in state.all_model_checkpoint_paths} if state else set()
-    return sorted(name for name in os.listdir(logdir)
-                  if name.endswith("_temp") or name.startswith("checkpoint.tmp") or
-                  (name.startswith("ckpt-") and name.split(".")[0] not in listed))
+    return _temporaries(logdir) + sorted(
+        name for name in os.listdir(logdir)
+        if name.startswith("ckpt-") and "_temp" not in name and name.split(".")[0] not in listed)
 
 
 def test_sigkill_during_saves_always_leaves_an_intact_checkpoint_to_resume(tmp_path, mnist_dir):
@@ -63,10 +69,13 @@ def test_sigkill_during_saves_always_leaves_an_intact_checkpoint_to_resume(tmp_p
         left.extend(_unfinished(logdir))
     assert left, "no kill of 10 landed inside a save: make the saves longer or more frequent"
 
+    # A run with nothing left to train still restores, and removes the temporaries of the last
+    # kill (or of an earlier one whose step was not saved again).
     latest = _latest(logdir)
     step = int(latest.rsplit("-", 1)[1])
-    final = subprocess.run(_command(logdir, mnist_dir, step + 2), env=ENV, capture_output=True,
+    final = subprocess.run(_command(logdir, mnist_dir, step), env=ENV, capture_output=True,
                            text=True, timeout=300)
     assert final.returncode == 0, final.stderr[-3000:]
-    assert f"resuming from {latest} (step {step} of {step + 2})" in final.stdout
-    assert _unfinished(logdir) == []  # removed at start, or by the next save of the same step
+    assert f"resuming from {latest} (step {step} of {step})" in final.stdout
+    assert f"is already at step {step} of {step}" in final.stdout
+    assert _temporaries(logdir) == []

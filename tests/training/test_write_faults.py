@@ -7,8 +7,10 @@ the kernel refuses the writes (tests/fault_injection.py).
 """
 
 import contextlib
+import io
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from fault_injection import PAGE, file_size_limit, fill, permissions_obeyed, rea
     tmpfs
 
 LIMIT = 20_000  # bytes: a softmax_regression checkpoint is 32,632 (config.json 1.8 kB fits)
+EVERY_50 = ("--save-every-n-steps", "50", "--log-every-n-steps", "1000000")
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 ENV.pop("SLIMKIT_DEBUG", None)
 
@@ -70,46 +73,48 @@ def _limit_message(logdir, step, resume):
 
 
 def test_a_file_size_limit_at_the_first_and_at_a_later_save(tmp_path, mnist_dir):
-    """EFBIG in the first save (no checkpoint yet) and in a later one (an intact one before it):
-    one line each, nothing left behind, and the resumed run ends bit-equal to an uninterrupted one."""
-    reference = subprocess.Popen(_command(tmp_path / "reference", mnist_dir, 20), env=ENV,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    """EFBIG in the first save (no checkpoint yet), then in a later save of a run whose limit is
+    lowered while it trains (``prlimit``; intact checkpoints before it): one line each, nothing
+    left behind, and the resumed run ends bit-equal to an uninterrupted one."""
+    steps = 1000  # (a second of training or more: time to lower the limit after its first save)
+    reference = subprocess.Popen(_command(tmp_path / "reference", mnist_dir, steps, *EVERY_50),
+                                 env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 text=True)
     logdir = tmp_path / "run"
     try:
-        first = _run(_command(logdir, mnist_dir, 20), file_size_limit(LIMIT))
+        first = _run(_command(logdir, mnist_dir, steps, *EVERY_50), file_size_limit(LIMIT))
         assert _error_line(first) == _limit_message(
-            logdir, 5, "the logdir holds no checkpoint yet, so the same command starts it afresh.")
-        assert _listing(logdir) == ["config.json"]  # no ckpt-5_temp/, no lock
+            logdir, 50, "the logdir holds no checkpoint yet, so the same command starts it afresh.")
+        assert _listing(logdir) == ["config.json"]  # no ckpt-50_temp/, no lock
 
-        # Without the limit up to step 10; then the limit again: the save at step 15 fails.
-        assert _run(_command(logdir, mnist_dir, 10)).returncode == 0
-        before = _listing(logdir)
-        later = _run(_command(logdir, mnist_dir, 20), file_size_limit(LIMIT))
-        assert f"resuming from {logdir}/ckpt-10 (step 10 of 20)" in later.stdout
-        assert _error_line(later) == _limit_message(
-            logdir, 15, f"the logdir resumes from its intact checkpoint {logdir}/ckpt-10 (step 10) "
-            "when the same command runs again.")
-        assert _listing(logdir) == before == sorted(
-            ["checkpoint", "config.json", "test", *_checkpoint_files(5, 10)])
-        assert tf.train.latest_checkpoint(str(logdir)) == f"{logdir}/ckpt-10"
+        proc = _start(logdir, mnist_dir, steps)  # without the limit: it saves ckpt-50, then ...
+        resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (LIMIT, resource.RLIM_INFINITY))
+        line = _error_line(_stop(proc, signal=None))  # ... its next save fails
+        step, intact = _failed_step(line), _latest_step(logdir)
+        assert step > intact >= 50
+        assert line == _limit_message(
+            logdir, step, f"the logdir resumes from its intact checkpoint {logdir}/ckpt-{intact} "
+            f"(step {intact}) when the same command runs again.")
+        assert _listing(logdir) == sorted(["checkpoint", "config.json", *_checkpoint_files(
+            *range(max(50, intact - 200), intact + 1, 50))])  # (the last 5 kept)
 
-        resumed = _run(_command(logdir, mnist_dir, 20))
+        resumed = _run(_command(logdir, mnist_dir, steps, *EVERY_50))
         assert resumed.returncode == 0, resumed.stderr[-3000:]
-        assert f"resuming from {logdir}/ckpt-10 (step 10 of 20)" in resumed.stdout
+        assert f"resuming from {logdir}/ckpt-{intact} (step {intact} of {steps})" in resumed.stdout
         _, errors = reference.communicate(timeout=300)
         assert reference.returncode == 0, errors[-3000:]
     finally:
         reference.kill()
-    expected, actual = _values(tmp_path / "reference" / "ckpt-20"), _values(logdir / "ckpt-20")
+    expected = _values(tmp_path / "reference" / f"ckpt-{steps}")
+    actual = _values(logdir / f"ckpt-{steps}")
     assert sorted(actual) == sorted(expected)
     assert [key for key in expected if not np.array_equal(expected[key], actual[key])] == []
 
 
-def _start(logdir, mnist_dir, preexec_fn=None):
-    """A long run that checkpoints every 50 steps; returns once it has written one."""
-    proc = subprocess.Popen(_command(logdir, mnist_dir, 100_000_000, "--save-every-n-steps", "50",
-                                     "--log-every-n-steps", "1000000"),
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+def _start(logdir, mnist_dir, steps=100_000_000, preexec_fn=None):
+    """A run that checkpoints every 50 steps; returns once it has written one."""
+    proc = subprocess.Popen(_command(logdir, mnist_dir, steps, *EVERY_50), env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=preexec_fn)
     deadline = time.monotonic() + 120
     lines = []
@@ -125,9 +130,10 @@ def _start(logdir, mnist_dir, preexec_fn=None):
     raise AssertionError("no checkpoint in 120 s")
 
 
-def _stop(proc):
+def _stop(proc, signal=signal.SIGTERM):
     """SIGTERM: the run saves a checkpoint and exits (if a periodic save failed first, it has)."""
-    proc.send_signal(signal.SIGTERM)
+    if signal is not None:
+        proc.send_signal(signal)
     try:
         out, err = proc.communicate(timeout=120)
     finally:
@@ -135,10 +141,26 @@ def _stop(proc):
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def _latest_step(logdir):
+    return int(tf.train.latest_checkpoint(str(logdir)).rsplit("-", 1)[1])
+
+
 def _failed_step(line):
     found = re.search(r"Cannot write the checkpoint \S+/ckpt-(\d+): ", line)
     assert found, line
     return int(found.group(1))
+
+
+def _train_in_process(logdir, mnist_dir, steps):
+    """What `_command` runs, in this process (faster); returns what it printed."""
+    from slimkit.training.config import TrainConfig
+    from slimkit.training.loop import train
+
+    out = io.StringIO()
+    train(TrainConfig(model="softmax_regression", logdir=str(logdir), data_dir=str(mnist_dir),
+                      steps=steps, batch_size=100, learning_rate=0.5, save_every_n_steps=5,
+                      save_summaries_steps=1_000_000_000), log_stream=out)
+    return out.getvalue()
 
 
 def _resumes(logdir, mnist_dir, step, preexec_fn=None):
@@ -157,8 +179,7 @@ def test_a_disk_that_fills_up_during_training(tmp_path, mnist_dir):
         proc = _start(logdir, mnist_dir)
         filler = fill(disk)
         line = _error_line(_stop(proc))
-        step = _failed_step(line)
-        intact = int(tf.train.latest_checkpoint(str(logdir)).rsplit("-", 1)[1])
+        step, intact = _failed_step(line), _latest_step(logdir)
         assert step > intact >= 50 and intact % 50 == 0
         assert line == (
             f"slimkit train: error: Cannot write the checkpoint {logdir}/ckpt-{step}: no space left "
@@ -170,7 +191,8 @@ def test_a_disk_that_fills_up_during_training(tmp_path, mnist_dir):
         assert not [n for n in names if n.startswith(f"ckpt-{step}") or "tmp" in n]
         assert "slimkit.lock" not in names
         filler.unlink()
-        _resumes(logdir, mnist_dir, intact)
+        assert f"resuming from {logdir}/ckpt-{intact} (step {intact} of {intact + 5})" in \
+            _train_in_process(logdir, mnist_dir, intact + 5)
 
 
 def test_a_full_disk_at_config_json_and_at_the_lock(tmp_path, mnist_dir):
@@ -181,7 +203,7 @@ def test_a_full_disk_at_config_json_and_at_the_lock(tmp_path, mnist_dir):
 
     with tmpfs(tmp_path / "disk", 1024 * 1024) as disk:
         logdir = disk / "run"
-        assert _run(_command(logdir, mnist_dir, 5)).returncode == 0
+        _train_in_process(logdir, mnist_dir, 5)
         files = {p.name: p.read_bytes() for p in logdir.iterdir() if p.is_file()}
         filler = fill(disk, leave=PAGE)  # one page: the lock file's, none for config.json
         refused = _run(_command(logdir, mnist_dir, 10))
@@ -203,7 +225,8 @@ def test_a_full_disk_at_config_json_and_at_the_lock(tmp_path, mnist_dir):
             "did not start and nothing in the logdir changed.")
         assert {p.name: p.read_bytes() for p in logdir.iterdir() if p.is_file()} == files
         filler.unlink()
-        _resumes(logdir, mnist_dir, 5)
+        assert f"resuming from {logdir}/ckpt-5 (step 5 of 10)" in \
+            _train_in_process(logdir, mnist_dir, 10)
 
 
 @pytest.mark.parametrize("how", ["chmod", "read-only mount"])
@@ -215,7 +238,7 @@ def test_a_logdir_made_read_only_during_training(tmp_path, mnist_dir, how):
     preexec_fn = permissions_obeyed() if how == "chmod" else None
     with contextlib.ExitStack() as stack:
         if how == "chmod":
-            proc = _start(logdir, mnist_dir, preexec_fn)
+            proc = _start(logdir, mnist_dir, preexec_fn=preexec_fn)
             stack.callback(logdir.chmod, 0o755)
             logdir.chmod(0o555)
         else:
@@ -224,8 +247,7 @@ def test_a_logdir_made_read_only_during_training(tmp_path, mnist_dir, how):
             stack.callback(proc.kill)  # (if the mount is refused: skipped)
             stack.enter_context(read_only_bind_mount(logdir))
         line = _error_line(_stop(proc))
-        step = _failed_step(line)
-        intact = int(tf.train.latest_checkpoint(str(logdir)).rsplit("-", 1)[1])
+        step, intact = _failed_step(line), _latest_step(logdir)
         assert (logdir / "slimkit.lock").exists()  # could not be removed: taken over next time
     cause, fix = {
         "chmod": ("permission denied",
