@@ -70,7 +70,7 @@ class WriteFaultError(OSError):
 
 
 def fault_errno(error):
-    """The ``errno`` of a failed file operation: an ``OSError``'s, or read from an ``OpError``'s text.
+    """The ``errno`` of a failed file operation: an ``OSError``'s, or read from an ``OpError``.
 
     Returns:
         The code, or None if ``error`` is neither, or a TensorFlow error without one.
@@ -86,7 +86,8 @@ def fault_errno(error):
     return None
 
 
-def write_error_message(error, path, what_to_do="", *, action="write", instead="write it elsewhere"):
+def write_error_message(error, path, what_to_do="", *, action="write",
+                        instead="write it elsewhere"):
     """The one line for a failed write of ``path``: ``Cannot <action> <path>: <cause>. <fix> ...``.
 
     Args:
@@ -201,7 +202,8 @@ def write_text_atomically(path, text, what_to_do="", **kwargs):
     """Replaces ``path`` by ``text`` whole or not at all (see :func:`replaced_atomically`).
 
     Raises:
-        WriteFaultError: If it cannot be written; ``path`` is then as it was, no temporary file left.
+        WriteFaultError: If it cannot be written; ``path`` is then as it was, and no temporary
+            file is left.
 
     Example:
         >>> import pathlib, tempfile

@@ -24,16 +24,15 @@ from fault_injection import PAGE, file_size_limit, fill, permissions_obeyed, rea
     tmpfs
 
 LIMIT = 20_000  # bytes: a softmax_regression checkpoint is 32,632 (config.json 1.8 kB fits)
-EVERY_50 = ("--save-every-n-steps", "50", "--log-every-n-steps", "1000000")
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 ENV.pop("SLIMKIT_DEBUG", None)
 
 
-def _command(logdir, mnist_dir, steps, *flags):
+def _command(logdir, mnist_dir, steps, save_every=5):
     return [sys.executable, "-m", "slimkit", "train", "softmax_regression", "--logdir", str(logdir),
             "--data-dir", str(mnist_dir), "--steps", str(steps), "--batch-size", "100",
-            "--learning-rate", "0.5", "--save-every-n-steps", "5", "--save-summaries-steps",
-            "1000000000", *flags]
+            "--learning-rate", "0.5", "--save-every-n-steps", str(save_every),
+            "--log-every-n-steps", "1000000", "--save-summaries-steps", "1000000000"]
 
 
 def _run(command, preexec_fn=None):
@@ -77,12 +76,12 @@ def test_a_file_size_limit_at_the_first_and_at_a_later_save(tmp_path, mnist_dir)
     lowered while it trains (``prlimit``; intact checkpoints before it): one line each, nothing
     left behind, and the resumed run ends bit-equal to an uninterrupted one."""
     steps = 1000  # (a second of training or more: time to lower the limit after its first save)
-    reference = subprocess.Popen(_command(tmp_path / "reference", mnist_dir, steps, *EVERY_50),
+    reference = subprocess.Popen(_command(tmp_path / "reference", mnist_dir, steps, save_every=50),
                                  env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                  text=True)
     logdir = tmp_path / "run"
     try:
-        first = _run(_command(logdir, mnist_dir, steps, *EVERY_50), file_size_limit(LIMIT))
+        first = _run(_command(logdir, mnist_dir, steps, save_every=50), file_size_limit(LIMIT))
         assert _error_line(first) == _limit_message(
             logdir, 50, "the logdir holds no checkpoint yet, so the same command starts it afresh.")
         assert _listing(logdir) == ["config.json"]  # no ckpt-50_temp/, no lock
@@ -98,7 +97,7 @@ def test_a_file_size_limit_at_the_first_and_at_a_later_save(tmp_path, mnist_dir)
         assert _listing(logdir) == sorted(["checkpoint", "config.json", *_checkpoint_files(
             *range(max(50, intact - 200), intact + 1, 50))])  # (the last 5 kept)
 
-        resumed = _run(_command(logdir, mnist_dir, steps, *EVERY_50))
+        resumed = _run(_command(logdir, mnist_dir, steps, save_every=50))
         assert resumed.returncode == 0, resumed.stderr[-3000:]
         assert f"resuming from {logdir}/ckpt-{intact} (step {intact} of {steps})" in resumed.stdout
         _, errors = reference.communicate(timeout=300)
@@ -113,7 +112,7 @@ def test_a_file_size_limit_at_the_first_and_at_a_later_save(tmp_path, mnist_dir)
 
 def _start(logdir, mnist_dir, steps=100_000_000, preexec_fn=None):
     """A run that checkpoints every 50 steps; returns once it has written one."""
-    proc = subprocess.Popen(_command(logdir, mnist_dir, steps, *EVERY_50), env=ENV,
+    proc = subprocess.Popen(_command(logdir, mnist_dir, steps, save_every=50), env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=preexec_fn)
     deadline = time.monotonic() + 120
