@@ -11,7 +11,8 @@
   reset connection, TLS error, wrong checksum - removes the temporary file and moves on to the next
   mirror, so the folder never holds a partial or wrong file under a real name. A local file
   operation that fails (creating, writing or renaming in the folder: no permission, read-only or
-  full disk) is an ``OSError`` naming the folder at once, as no mirror would do better; errors are
+  full disk, a file-size limit) is a :class:`~slimkit.writing.WriteFaultError` (an ``OSError``)
+  naming the file, the cause and the fix at once, as no mirror would do better; errors are
   classified by the operation that raised them, never by ``errno`` (an ``ssl.SSLError`` carries an
   SSL error code there, 1 for most TLS errors, which is also ``EPERM``).
 - If every mirror fails, a :class:`DownloadError` (a ``FileNotFoundError``) says which files to put
@@ -47,6 +48,7 @@ import urllib.error
 import urllib.request
 
 from slimkit.data.registry import find_file, get_dataset_info
+from slimkit.writing import write_fault
 
 TIMEOUT = 60  # seconds without data before a mirror is given up
 _CHUNK = 1 << 16
@@ -121,8 +123,10 @@ def ensure_files(name, folder, mirrors=None):
     Raises:
         ChecksumError: a file already in ``folder`` has the wrong checksum.
         DownloadError: a file could not be fetched from any mirror.
-        OSError: ``folder`` cannot be created or written (a ``PermissionError`` when access is
-            denied; also a read-only or full disk); the message names the folder and the fix.
+        PermissionError: ``folder`` cannot be created; the message names it and the fix.
+        slimkit.writing.WriteFaultError: A file cannot be written into ``folder`` (an
+            ``OSError``: no permission, a read-only or full disk, a file-size limit); the
+            message names the file, the cause and the fix.
 
     Example:
         >>> ensure_files("mnist", "MNIST_data")  # downloads the four files once
@@ -208,10 +212,9 @@ def _where_to_put(info, folder, files, why):
 
 def _unwritable(folder, data_file, error):
     """The error for a download folder that cannot be written (no mirror would do better)."""
-    return type(error)(
-        f"Cannot write {data_file.name} into the folder {folder} ({error.strerror or error}). "
-        f"Expected a writable folder with free space: pass --data-dir / data_dir= a writable "
-        f"folder (or set XDG_CACHE_HOME), or put the files in {folder} yourself.")
+    return write_fault(error, folder / data_file.name, instead=(
+        "pass --data-dir / data_dir= a writable folder with free space (or set XDG_CACHE_HOME), "
+        f"or put the files in {folder} yourself")) or error
 
 
 class _FolderError(Exception):

@@ -52,6 +52,8 @@ import warnings
 
 import numpy as np
 
+from slimkit.writing import write_text_atomically
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -406,11 +408,10 @@ class _VerdictCache:
         files.update(verdicts)
         if not verdicts and len(files) == len(self.known):
             return
-        tmp = self.file.with_name(f".{self.file.name}.{os.getpid()}.tmp")
         try:
             self.file.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"root": self.root, "files": files}), encoding="utf-8")
-            os.replace(tmp, self.file)  # atomic: a concurrent reader never sees half a file
+            # Atomic (a concurrent reader never sees half a file), no temporary left on a full disk.
+            write_text_atomically(self.file, json.dumps({"root": self.root, "files": files}))
         except OSError:
             pass  # an optimization only: the next indexing decodes again
 

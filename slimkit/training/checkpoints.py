@@ -20,14 +20,28 @@ A checkpoint that cannot be read (truncated by a full disk, cut short in a copy)
 ``ValueError`` naming it and the previous checkpoint to resume from instead; nothing is deleted.
 One that this user may not read is a ``PermissionError`` naming the file
 (:func:`read_errors_reported`, shared with warm starts).
+
+A checkpoint that cannot be *written* (no space left, a file-size limit, no permission, a
+read-only file system) is a :class:`~slimkit.writing.WriteFaultError` from :meth:`Checkpoints.save`
+or :meth:`Checkpoints.save_best`, the one place that handles it: the half-written checkpoint
+(``ckpt-N_temp/``, ``ckpt-N.*`` not yet in the ``checkpoint`` state file, the state file's own
+temporary) is removed, and the message names it, the cause, the fix and the intact checkpoint the
+logdir resumes from (TensorFlow updates the state file only once a checkpoint's files are complete,
+so that is the state file's newest). The run must end there: training on without checkpoints would
+silently lose work. The temporary folders of a save killed midway (SIGKILL, power loss) are
+removed by the next run's :meth:`Checkpoints.restore`.
 """
 
 import contextlib
+import glob
 import json
 import os
 import pathlib
+import shutil
 
 import tensorflow as tf
+
+from slimkit import writing
 
 BEST_DIR = "best"
 
@@ -99,8 +113,12 @@ class Checkpoints:
         """Restores the newest checkpoint, if any; returns its path or None.
 
         Objects absent from an older checkpoint (e.g. EMA weights when ``ema_decay`` was just
-        turned on) keep their fresh values; :func:`has_object` tells which.
+        turned on) keep their fresh values; :func:`has_object` tells which. The temporary folders
+        and files of a save that was killed midway are removed first (the process that owns the
+        logdir calls this, under its lock).
         """
+        for directory in (self.directory, os.path.join(self.directory, BEST_DIR)):
+            _remove_temporaries(directory)
         path = self.manager.latest_checkpoint
         if path is None:
             return None
@@ -108,11 +126,19 @@ class Checkpoints:
         return path
 
     def save(self, step=None):
-        """Writes a checkpoint numbered by the global step; returns its path."""
+        """Writes a checkpoint numbered by the global step; returns its path.
+
+        Raises:
+            slimkit.writing.WriteFaultError: If it cannot be written (see the module docstring):
+                its partial files are removed; the message names it, the cause, the fix and the
+                checkpoint the logdir resumes from. End the run: this object's bookkeeping may no
+                longer match the disk.
+        """
         step = int(self.state.global_step.numpy()) if step is None else step
         if self.manager.latest_checkpoint and self.manager.latest_checkpoint.endswith(f"-{step}"):
             return self.manager.latest_checkpoint  # this step is already saved
-        return self.manager.save(checkpoint_number=step)
+        with self._write_faults_reported(self.directory, step):
+            return self.manager.save(checkpoint_number=step)
 
     def best_accuracy(self):
         """The best validation accuracy saved so far (from ``best/best.json``), or None."""
@@ -138,12 +164,111 @@ class Checkpoints:
         better = best is None or accuracy > best
         if not (agree(better) if agree is not None else better):
             return False
-        path = self.best_manager.save(checkpoint_number=step)
-        info = pathlib.Path(self.directory, BEST_DIR, "best.json")
-        tmp = info.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"accuracy": accuracy, "step": step, "checkpoint": path}) + "\n")
-        os.replace(tmp, info)
+        directory = os.path.join(self.directory, BEST_DIR)
+        path = os.path.join(directory, f"ckpt-{step}")  # what best_manager.save names it
+        text = json.dumps({"accuracy": accuracy, "step": step, "checkpoint": path}) + "\n"
+        with self._write_faults_reported(directory, step):
+            os.makedirs(directory, exist_ok=True)
+        # best.json is written first and renamed onto the old one last, so that a full disk leaves
+        # best/ and best.json as they were (best_manager's save deletes the previous best).
+        with writing.replaced_atomically(os.path.join(directory, "best.json"), text,
+                                         self._stopped(step, "with best/ unchanged"),
+                                         instead=_INSTEAD):
+            with self._write_faults_reported(directory, step):
+                self.best_manager.save(checkpoint_number=step)
         return True
+
+    @contextlib.contextmanager
+    def _write_faults_reported(self, directory, step):
+        """Context: a failed write of ``<directory>/ckpt-<step>`` as one WriteFaultError (see
+        :meth:`save`); any other error is re-raised, the partial files removed all the same."""
+        try:
+            yield
+        except (tf.errors.OpError, OSError) as e:
+            prefix = os.path.join(directory, f"ckpt-{step}")
+            complete, removed, left = _remove_unfinished(prefix)
+            if complete:
+                what = "after writing this checkpoint (the fault came once its files were complete)"
+            elif left:
+                what = (f"without this checkpoint (its partial files could not be removed: remove "
+                        f"{', '.join(left)} once you can)")
+            elif removed:
+                what = "without this checkpoint (its partial files were removed)"
+            else:
+                what = "without this checkpoint (nothing of it was written)"
+            fault = writing.write_fault(e, prefix, self._stopped(step, what),
+                                        action="write the checkpoint", instead=_INSTEAD)
+            if fault is None:
+                raise
+            raise fault from None
+
+    def _stopped(self, step, what):
+        """The end of a write fault's message: the run stopped, and what the logdir resumes from."""
+        return f"Training stopped at step {step} {what}; {resume_sentence(self.directory)}"
+
+
+_INSTEAD = "use a --logdir elsewhere"  # the way round a write fault in the logdir
+
+
+def resume_sentence(logdir):
+    """What ``logdir`` resumes from, for the message of a write fault: one sentence.
+
+    Example:
+        >>> resume_sentence("runs/new")
+        'the logdir holds no checkpoint yet, so the same command starts it afresh.'
+    """
+    path = tf.train.latest_checkpoint(str(logdir))  # the state file's newest, if its files exist
+    if path is None:
+        return "the logdir holds no checkpoint yet, so the same command starts it afresh."
+    return (f"the logdir resumes from its intact checkpoint {path} (step {_number(path)}) when the "
+            "same command runs again.")
+
+
+def _remove_unfinished(prefix):
+    """Removes what a failed save of checkpoint ``prefix`` left.
+
+    Returns:
+        ``(complete, removed, left)``: whether the state file names ``prefix`` as its newest
+        checkpoint (TensorFlow writes that only once the checkpoint's files are complete, so the
+        fault came later, e.g. deleting the oldest checkpoint: its files are kept); whether
+        anything was removed; the paths that could not be removed.
+    """
+    directory = os.path.dirname(prefix)
+    state = tf.train.get_checkpoint_state(directory) if os.path.isdir(directory) else None
+    complete = state is not None and \
+        os.path.abspath(state.model_checkpoint_path) == os.path.abspath(prefix)
+    pattern = glob.escape(prefix)
+    files = [] if complete else glob.glob(pattern + ".index") + glob.glob(pattern + ".data-*")
+    removed, left = _remove(files)
+    temporaries_removed, temporaries_left = _remove_temporaries(directory)
+    return complete, removed or temporaries_removed, left + temporaries_left
+
+
+def _remove_temporaries(directory):
+    """Removes the temporaries of unfinished saves in ``directory``.
+
+    They are TensorFlow's: the ``ckpt-N_temp/`` folder a checkpoint's files are written into before
+    they are merged into ``ckpt-N.*``, and the ``checkpoint.tmp<random>`` file the state file is
+    written to before it is renamed. Only the logdir's owner (under its lock) may call this.
+
+    Returns:
+        ``(whether anything was removed, the paths that could not be removed)``.
+    """
+    folder = glob.escape(directory)
+    return _remove(glob.glob(os.path.join(folder, "ckpt-*_temp")) +
+                   glob.glob(os.path.join(folder, "checkpoint.tmp*")))
+
+
+def _remove(paths):
+    """Removes files and folders; returns ``(whether any was removed, those that remain)``."""
+    for path in paths:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+    left = [path for path in paths if os.path.lexists(path)]
+    return len(left) < len(paths), left
 
 
 def restore_checkpoint(checkpoint, path, kept=()):

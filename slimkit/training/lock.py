@@ -14,8 +14,10 @@ host name and start time, as JSON. A process that finds it:
   or the machine rebooted). A PID that was reused by an unrelated process is recognized by its
   start time (read from ``/proc`` on Linux).
 
-The lock is released when the ``with`` block ends, also on an exception. A run refused at
-start-up must leave no trace, not even the directories the lock created: see
+The lock is released when the ``with`` block ends, also on an exception (where the file cannot be
+removed, in a logdir made read-only, the next run takes it over as stale). A lock file that cannot
+be written (a full disk) is a :class:`~slimkit.writing.WriteFaultError` and leaves no file. A run
+refused at start-up must leave no trace, not even the directories the lock created: see
 :func:`no_empty_dirs_left`.
 """
 
@@ -27,6 +29,8 @@ import pathlib
 import socket
 import time
 import uuid
+
+from slimkit.writing import write_fault
 
 LOCK_NAME = "slimkit.lock"
 
@@ -65,8 +69,15 @@ class LogdirLock:
         self.acquire()
         return self
 
-    def __exit__(self, *exc_info):
-        self.release()
+    def __exit__(self, exc_type, exc, traceback):
+        try:
+            self.release()
+        except OSError:
+            if exc is None:
+                raise
+            # The lock file could not be removed (a logdir made read-only): the run's own error
+            # is what the user must see. This process ends, so the next run on this host takes
+            # the lock over as stale.
 
     @property
     def held(self):
@@ -88,11 +99,18 @@ class LogdirLock:
             except FileExistsError:
                 self._handle_existing()
                 continue  # the lock was released or a stale one removed: try again
-            with os.fdopen(fd, "w") as f:
-                json.dump(info, f)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
+            except OSError as e:
+                raise self._write_fault(e) from None
+            try:
+                with os.fdopen(fd, "w") as f:
+                    json.dump(info, f)
+                    f.write("\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as e:  # a full disk: no empty lock file left for the next run to doubt
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+                raise self._write_fault(e) from None
             self._token = info["token"]
             return
         raise LogdirLockedError(f"Could not take the lock {self.path} within 10 s: other processes "
@@ -109,6 +127,11 @@ class LogdirLock:
             except FileNotFoundError:
                 pass
         self._token = None
+
+    def _write_fault(self, error):
+        return write_fault(error, self.path, "Training did not start and nothing in the logdir "
+                           "changed.", action="write the lock file",
+                           instead="use another --logdir") or error
 
     def _handle_existing(self):
         """Raises if the existing lock is live; removes a stale one otherwise.

@@ -15,7 +15,9 @@ is saved only once the restore succeeded.
 
 Stopping: ``steps`` reached; ``max_time`` spent (checkpoint, evaluate, return); SIGINT/SIGTERM
 (checkpoint, return at once); a non-finite loss (:class:`NonFiniteLossError`, nothing saved: the
-last checkpoint stays the newest, the logdir resumable).
+last checkpoint stays the newest, the logdir resumable); a checkpoint, ``config.json`` or lock file
+that cannot be written (:class:`~slimkit.writing.WriteFaultError`, raised by the writer itself:
+partial files removed, the lock released, the intact checkpoint named).
 """
 
 import contextlib
@@ -61,6 +63,10 @@ def train(config, train_step_fn=None, log_stream=None):
             read, or workers of a multi-worker run that loaded different data (every worker
             raises a refusal together).
         PermissionError: If a checkpoint file may not be read by this user.
+        slimkit.writing.WriteFaultError: If a checkpoint, ``config.json`` or the lock file cannot
+            be written (no space left, a file-size limit, no permission, a read-only file
+            system); the message names the file, the cause, the fix and the checkpoint the logdir
+            resumes from.
         NonFiniteLossError: If the loss or the gradients stop being finite.
         slimkit.training.distribute.WorkerLostError: If a worker of a multi-worker run dies; the
             message names the logdir's intact checkpoint and says to restart all workers.

@@ -21,8 +21,9 @@ dataset (:func:`check_compatible`, before the data is loaded) or brings other da
 """
 
 import json
-import os
 import pathlib
+
+from slimkit.writing import write_text_atomically
 
 CONFIG_NAME = "config.json"
 DATA_KEY = "data_identity"  # not a TrainConfig field: dropped by load_saved_config
@@ -41,15 +42,22 @@ def save_config(config, logdir, data=None):
     """Writes ``config`` (and the identity of ``data``, if given) to ``<logdir>/config.json``.
 
     The file is replaced atomically, so a reader never sees half of it.
+
+    Raises:
+        slimkit.writing.WriteFaultError: If it cannot be written (full disk, permission,
+            read-only file system, ...): the old file stays as it was, and the message names the
+            cause, the fix and the checkpoint the logdir resumes from.
     """
+    from slimkit.training.checkpoints import resume_sentence
+
     logdir = pathlib.Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
     values = config.to_dict()
     if data is not None:
         values[DATA_KEY] = data_identity(config, data)
-    tmp = logdir / (CONFIG_NAME + ".tmp")
-    tmp.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, logdir / CONFIG_NAME)
+    write_text_atomically(logdir / CONFIG_NAME, json.dumps(values, indent=2, sort_keys=True) + "\n",
+                          f"Training did not start and no checkpoint changed: "
+                          f"{resume_sentence(logdir)}", instead="use a --logdir elsewhere")
 
 
 def read_saved(logdir):

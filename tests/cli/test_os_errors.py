@@ -74,10 +74,12 @@ def unwritable_folder():
 
 def test_download_into_an_unwritable_folder_names_it_and_the_fix(tmp_path, unwritable_folder):
     folder, reason = unwritable_folder
+    assert reason == "Permission denied"  # (chmod 555 for a user; sysfs for root)
     result = run_cli("train", "softmax_regression", "--data-dir", folder, "--logdir",
                      str(tmp_path / "run"), "--steps", "1")
     assert _one_line(result) == (
-        f"slimkit train: error: Cannot write train-images-idx3-ubyte.gz into the folder {folder} "
-        f"({reason}). Expected a writable folder with free space: pass --data-dir / data_dir= a "
-        f"writable folder (or set XDG_CACHE_HOME), or put the files in {folder} yourself.")
+        f"slimkit train: error: Cannot write {folder}/train-images-idx3-ubyte.gz: permission "
+        f"denied. Let this user write in {folder} (`chmod`/`chown` it, or run as its owner) or "
+        "pass --data-dir / data_dir= a writable folder with free space (or set XDG_CACHE_HOME), "
+        f"or put the files in {folder} yourself.")
     assert not [n for n in os.listdir(folder) if n.endswith(".part")]

@@ -208,9 +208,9 @@ def test_a_folder_that_cannot_be_written_stops_at_once(server, tmp_path):
         [sys.executable, "-c", _FILE_SIZE_LIMIT, str(folder), server + "/good/"],
         capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == (
-        f"OSError Cannot write train-images-idx3-ubyte.gz into the folder {folder} (File too "
-        f"large). Expected a writable folder with free space: pass --data-dir / data_dir= a "
-        f"writable folder (or set XDG_CACHE_HOME), or put the files in {folder} yourself.")
+        f"WriteFaultError Cannot write {folder}/train-images-idx3-ubyte.gz: file too large for "
+        "this process's file-size limit of 100000 bytes (`ulimit -f`). Raise the limit (`ulimit -f "
+        "unlimited` in the shell that starts slimkit).")
     assert not folder.exists()
 
 

@@ -121,3 +121,56 @@ def test_an_unreadable_weights_file_is_a_permission_error(shared_dir):
     with _not_root(), pytest.raises(PermissionError) as info:
         restore_for_finetuning(_small(), path)
     assert str(info.value) == _denied_message(path)
+
+
+def test_restore_removes_what_a_save_killed_midway_left(tmp_path):
+    """TensorFlow's temporaries of a killed save (SIGKILL, power loss): the checkpoint's
+    `ckpt-N_temp/` folder and the state file's `checkpoint.tmp<random>`; the checkpoints stay."""
+    checkpoints, first, newest = _two_checkpoints(tmp_path)
+    (tmp_path / "ckpt-11_temp").mkdir()
+    (tmp_path / "ckpt-11_temp" / "part-00000-of-00001.data-00000-of-00001.tempstate42").write_bytes(
+        b"\0" * 100)
+    (tmp_path / "best" / "ckpt-11_temp").mkdir(parents=True)
+    (tmp_path / "checkpoint.tmp0f3a9c").write_text("model_checkpoint_path: \"ckpt-11\"\n")
+    kept = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("ckpt-")
+            and p.is_file()}
+    assert len(kept) == 4  # ckpt-5.*, ckpt-10.*
+    assert _checkpoints(tmp_path).restore() == newest
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["best", "checkpoint", *kept])
+    assert list((tmp_path / "best").iterdir()) == []
+    assert {name: (tmp_path / name).read_bytes() for name in kept} == kept
+
+
+def test_a_full_disk_at_save_best_leaves_best_and_best_json_as_they_were(tmp_path):
+    """best.json is written first and renamed last: whichever write fails, best/ and best.json
+    stay the previous best's, and nothing temporary is left."""
+    from fault_injection import PAGE, fill, tmpfs
+    from slimkit.writing import WriteFaultError
+
+    with tmpfs(tmp_path / "disk", 64 * PAGE) as disk:
+        run = disk / "run"
+        checkpoints = _checkpoints(run, keep_best=True)
+        assert checkpoints.save_best(0.5, 5) is True
+        checkpoints.save(10)
+        best = {p.name: p.read_bytes() for p in (run / "best").iterdir()}
+        resume = (f"the logdir resumes from its intact checkpoint {run}/ckpt-10 (step 10) when the "
+                  "same command runs again.")
+        filler = fill(disk, leave=PAGE)  # room for best.json's new copy, none for the checkpoint
+        with pytest.raises(WriteFaultError) as raised:
+            checkpoints.save_best(0.9, 10)
+        assert str(raised.value) == (
+            f"Cannot write the checkpoint {run}/best/ckpt-10: no space left on the device. Free "
+            f"space there (`df -h {run}/best` shows what is left) or use a --logdir elsewhere. "
+            f"Training stopped at step 10 without this checkpoint (its partial files were "
+            f"removed); {resume}")
+        assert {p.name: p.read_bytes() for p in (run / "best").iterdir()} == best
+        filler.unlink()
+        fill(disk)
+        with pytest.raises(WriteFaultError) as raised:
+            checkpoints.save_best(0.9, 10)
+        assert str(raised.value) == (
+            f"Cannot write {run}/best/best.json: no space left on the device. Free space there "
+            f"(`df -h {run}/best` shows what is left) or use a --logdir elsewhere. Training "
+            f"stopped at step 10 with best/ unchanged; {resume}")
+        assert {p.name: p.read_bytes() for p in (run / "best").iterdir()} == best
+        assert checkpoints.best_accuracy() == 0.5

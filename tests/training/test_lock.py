@@ -176,3 +176,24 @@ def test_same_process_cannot_take_its_own_logdir_twice(tmp_path):
     with LogdirLock(tmp_path):
         with pytest.raises(LogdirLockedError, match="in use: this process has been training into it"):
             LogdirLock(tmp_path).acquire()
+
+
+
+def test_a_lock_that_cannot_be_removed_does_not_hide_the_runs_error(tmp_path):
+    """A logdir made read-only while a run holds the lock: the run's own error reaches the user
+    (the lock stays, and the next run takes it over once this process has ended)."""
+    from fault_injection import read_only_bind_mount
+
+    logdir = tmp_path / "run"
+    lock = LogdirLock(logdir)
+    lock.acquire()
+    with read_only_bind_mount(logdir):
+        with pytest.raises(KeyError):
+            with lock:
+                raise KeyError("the run's own error")
+        assert (logdir / LOCK_NAME).exists()
+        with pytest.raises(OSError, match="Read-only file system"):  # no error of its own: raised
+            with lock:
+                pass
+    lock.release()
+    assert not (logdir / LOCK_NAME).exists()
