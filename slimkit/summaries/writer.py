@@ -7,11 +7,12 @@
 
 Every write goes through :meth:`SummaryWriter.guard`: TensorFlow's ``OpError`` or an ``OSError``
 (disk full, file too large, read-only or deleted folder) is logged once per run folder and cause
-as a warning on the ``slimkit.summaries`` logger, naming the folder, and training goes on
-(STYLE rule 8). A disabled writer (a non-chief worker of a multi-worker run) writes nothing.
+as a warning on the ``slimkit.summaries`` logger, in :func:`slimkit.writing.write_error_message`'s
+words (the folder, the cause, the fix), and training goes on (STYLE rule 8). A disabled writer (a non-chief worker of a multi-worker run) writes nothing.
 """
 
 import contextlib
+import errno
 import logging
 import os
 import re
@@ -47,14 +48,20 @@ class SummaryWriter:
         """Context: a failure to write ``what`` is one warning, not an exception."""
         import tensorflow as tf
 
+        from slimkit.writing import fault_errno, write_error_message
+
         try:
             yield
         except (tf.errors.OpError, OSError) as e:
-            cause = _cause(e)
+            code = fault_errno(e) or _errno_in(e)
+            if code:  # (some TensorFlow messages end with the cause but without the "; ")
+                e = OSError(code, os.strerror(code))
+            cause = code or _cause(e)
             if cause not in self._warned:  # once per folder and cause, not at every step
                 self._warned.add(cause)
-                log.warning("could not write TensorBoard %s to %s (%s); training goes on without "
-                            "them", what, self.folder, cause)
+                log.warning("%s", write_error_message(
+                    e, self.folder, "Training goes on without them.",
+                    action=f"write TensorBoard {what} to", instead="use a --logdir elsewhere"))
 
     @contextlib.contextmanager
     def at_step(self, step, what="summaries"):
@@ -128,13 +135,20 @@ class Writers:
             writer.close()
 
 
+_CAUSES = {os.strerror(code): code for code in (
+    errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,
+    errno.ENOENT, errno.ENOTDIR, errno.EISDIR)}
+
+
+def _errno_in(error):
+    """The errno whose text ends TensorFlow's message (``... Not a directory [Op:...]``), or None."""
+    text = getattr(error, "message", None) or str(error)
+    return next((code for cause, code in _CAUSES.items() if cause in text), None)
+
+
 def _cause(error):
     """The reason of a write error on one line, without TensorFlow's ``{{function_node ...}}`` and
     ``[Op:...]`` wrapping."""
     text = getattr(error, "message", None) or getattr(error, "strerror", None) or str(error)
     text = re.sub(r"\{\{.*?\}\}|\[Op:.*$", "", " ".join(str(text).split())).strip()
-    for reason in ("No space left on device", "File too large", "Read-only file system",
-                   "Permission denied", "No such file or directory", "Not a directory"):
-        if reason.lower() in text.lower():
-            return reason
     return text[:200] or type(error).__name__

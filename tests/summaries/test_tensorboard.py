@@ -321,6 +321,31 @@ def test_summaries_that_cannot_be_written_warn_and_training_finishes(tmp_path, m
     assert (logdir / "ckpt-200.index").is_file()
     warnings = [r.getMessage() for r in caplog.records]
     for run in ("train", "validation", "test"):
-        about = [w for w in warnings if f"{logdir / run}" in w and "Not a directory" in w]
+        about = [w for w in warnings if f"to {logdir / run}: not a directory." in w]
         assert len(about) == 1, warnings  # once per folder and cause, not at every step
-    assert all("training goes on" in w for w in warnings)
+        assert about[0].startswith("Cannot write TensorBoard ")
+    assert all(w.endswith("training goes on") or w.endswith("Training goes on without them.")
+               for w in warnings), warnings
+
+
+def test_a_full_disk_under_the_summaries_warns_and_training_finishes(tmp_path, mnist_dir, caplog):
+    """ENOSPC from a really full file system (a small tmpfs as the run folder ``train/``)."""
+    from fault_injection import PAGE, fill, tmpfs
+
+    from slimkit.training.config import TrainConfig
+    from slimkit.training.loop import train
+
+    logdir = tmp_path / "run"
+    with tmpfs(logdir / "train", 64 * PAGE) as folder:
+        fill(folder, leave=8 * PAGE)  # room for the first events, not for the run's pictures
+        with caplog.at_level(logging.WARNING, logger="slimkit.summaries"):
+            metrics = train(TrainConfig(model="softmax_regression", data_dir=str(mnist_dir),
+                                        logdir=str(logdir), learning_rate=0.5, batch_size=100,
+                                        steps=200, save_summaries_steps=20),
+                            log_stream=io.StringIO())
+        assert metrics["global_step"] == 200 and (logdir / "ckpt-200.index").is_file()
+        full = [r.getMessage() for r in caplog.records if f"{folder}:" in r.getMessage()]
+        assert len(full) == 1, full  # one warning, however many summaries followed
+        assert "no space left on the device. Free space there" in full[0]
+        assert full[0].endswith("Training goes on without them.")
+        assert _tags_of(logdir / "test") >= {"accuracy", "loss"}  # other runs unaffected
