@@ -273,8 +273,10 @@ def load_config_file(path):
     if not isinstance(values, dict):
         raise ValueError(f"Invalid config file {path}. Expected a table/object of TrainConfig keys. "
                          f"Received a {type(values).__name__}.")
-    # A logdir's config.json may serve as a config file: its record of the data is not a setting.
-    values.pop("data_identity", None)
+    # A logdir's config.json may serve as a config file: its record of the data, and why the
+    # precision was chosen, are not settings.
+    for note in ("data_identity", "precision_reason"):
+        values.pop(note, None)
     check_keys(values, f"config file {path}")
     return values
 

@@ -21,6 +21,7 @@ partial files removed, the lock released, the intact checkpoint named).
 """
 
 import contextlib
+import dataclasses
 import inspect
 import json
 import math
@@ -122,8 +123,10 @@ def train(config, train_step_fn=None, log_stream=None):
                                  f"`slimkit eval {logdir}`, or pass a larger --steps to train on.")
                 return {"global_step": step, "stopped": "already_done", "logdir": logdir,
                         "checkpoint": run.restored_from, "precision": runtime["precision"]}
-            if chief:  # restored (or warm-started): this run's settings are now the logdir's
-                save_config(config, logdir, run.data)
+            if chief:  # restored (or warm-started): this run's settings are now the logdir's,
+                # with the precision `auto` chose (eval and export build the model in it)
+                save_config(dataclasses.replace(config, precision=runtime["precision"]), logdir,
+                            run.data, {"precision_reason": runtime["precision_reason"]})
             run.summaries.start(step, progress)
             # --- step, summarize, checkpoint, stop
             loop_started = time.monotonic()

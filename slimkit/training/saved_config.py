@@ -38,8 +38,15 @@ def data_identity(config, data):
             "image_shape": [int(d) for d in data.image_shape], "num_train": int(data.num_train)}
 
 
-def save_config(config, logdir, data=None):
+def save_config(config, logdir, data=None, notes=None):
     """Writes ``config`` (and the identity of ``data``, if given) to ``<logdir>/config.json``.
+
+    Args:
+        config: The run's :class:`~slimkit.training.config.TrainConfig` (its precision resolved).
+        logdir: The logdir.
+        data: The loaded data, whose identity is recorded (``data_identity``).
+        notes: More keys to record that are not settings (e.g. ``precision_reason``); a later run
+            ignores them.
 
     The file is replaced atomically, so a reader never sees half of it.
 
@@ -55,6 +62,7 @@ def save_config(config, logdir, data=None):
     values = config.to_dict()
     if data is not None:
         values[DATA_KEY] = data_identity(config, data)
+    values.update(notes or {})
     write_text_atomically(logdir / CONFIG_NAME, json.dumps(values, indent=2, sort_keys=True) + "\n",
                           f"Training did not start and no checkpoint changed: "
                           f"{resume_sentence(logdir)}", instead="use a --logdir elsewhere")

@@ -99,6 +99,13 @@ def test_deep_mnist_short_run_learns(tmp_path, mnist_dir):
     metrics = train(config, log_stream=_quiet())
     assert metrics["test_accuracy"] >= 0.95
     assert metrics["precision"] == choose_precision("auto", "deep_mnist")[0]
+    # config.json records what `auto` chose and why (eval and export build the model in it), and
+    # still serves as a config file
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["precision"] == metrics["precision"]
+    assert saved["precision_reason"] == choose_precision("auto", "deep_mnist")[1]
+    assert TrainConfig.from_sources(config_file=tmp_path / "config.json").precision == \
+        metrics["precision"]
 
 
 def test_checkpoint_retention_keeps_the_last_n(tmp_path, mnist_dir):
@@ -258,10 +265,16 @@ def test_time_triggers_off_leave_only_the_final_checkpoint(tmp_path, mnist_dir):
 def test_precision_auto_rules(monkeypatch):
     from slimkit.training import runtime
 
-    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
-    assert runtime.choose_precision("auto", "deep_mnist") == ("bf16", "auto: the CPU has amx_bf16")
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx512f", "avx512_bf16", "amx_bf16"})
+    assert runtime.choose_precision("auto", "deep_mnist") == (
+        "bf16", "auto: the CPU has AMX (amx_bf16)")
     precision, why = runtime.choose_precision("auto", "softmax_regression")
     assert precision == "fp32" and "softmax_regression stays in float32" in why
+    # AVX512_BF16 without AMX: bf16 is slower than fp32 there
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    assert runtime.choose_precision("auto", "deep_mnist") == (
+        "fp32", "auto: the CPU has AVX512_BF16 but no AMX: bfloat16 is slower than float32 there "
+                "(1.4x, measured)")
     monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2"})
     assert runtime.choose_precision("auto", "deep_mnist")[0] == "fp32"
     assert runtime.choose_precision("bf16", "softmax_regression") == ("bf16", "asked for")
