@@ -52,6 +52,8 @@ def _add_field_flag(group, field):
         group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
     elif tp is list:
         group.add_argument(flag, metavar="A,B", **kwargs)  # comma-separated, split by TrainConfig
+    elif tp is dict:
+        group.add_argument(flag, metavar="KEY=VALUE,...", **kwargs)  # parsed by TrainConfig
     else:
         metavar = {int: "N", float: "X", str: "NAME"}.get(tp, "VALUE")
         if field.name.endswith("dir") or field.name.endswith("path"):

@@ -10,7 +10,8 @@ which builds AlexNet as a single tower on 224x224x3 images with SAME convolution
     flatten (N, 9216) -> fc6 4096 -> dropout6 -> fc7 4096 -> dropout7 -> fc8 num_classes
 
 62,378,344 parameters at 1,000 classes (one tower has no groups, hence more than the paper's 61M:
-see ``alexnet_paper``). Differences from the tutorial, which was a timing benchmark:
+see ``alexnet_paper``). ``pool_padding="SAME"`` gives the form of the AlexNet tutorial article
+(3x3/2 pools with SAME padding: 28, 14, 7; pool5 7x7x256, 76,009,832 parameters). Differences from the tutorial, which was a timing benchmark:
 - its filter counts were 64-192-384-256-256 ("one weird trick" sizes); these are the paper's;
 - it stopped at pool5; the paper's classifier (fc6-fc8 with dropout 0.5) is added;
 - it left LRN out (a TODO in its code: no GPU kernel then); this has the paper's LRN after conv1
@@ -50,7 +51,8 @@ def alexnet_arg_scope(weight_decay=0.0005):
 
 @register_model(image_size=224, channels=3, num_classes=1000, arg_scope_fn=alexnet_arg_scope,
                 source="TF AlexNet tutorial (single tower), Krizhevsky et al. NIPS 2012")
-def alexnet(images, num_classes=1000, is_training=None, dropout_keep_prob=0.5, scope="alexnet"):
+def alexnet(images, num_classes=1000, is_training=None, dropout_keep_prob=0.5, pool_padding="VALID",
+            scope="alexnet"):
     """Single-tower AlexNet; build it inside ``alexnet_arg_scope()`` (``get_model`` does).
 
     Args:
@@ -58,6 +60,10 @@ def alexnet(images, num_classes=1000, is_training=None, dropout_keep_prob=0.5, s
         num_classes: number of classes.
         is_training: None follows Keras' ``training`` flag for dropout; True/False fixes it.
         dropout_keep_prob: probability of keeping a unit of fc6 and fc7 when training.
+        pool_padding: ``"VALID"`` (the paper's overlapping pools: pool5 is 6x6x256, 62,378,344
+            parameters at 1,000 classes) or ``"SAME"``, the form of the AlexNet tutorial article
+            (pools 28, 14, 7: pool5 is 7x7x256, 76,009,832 parameters). From the command line:
+            ``--model-kwargs pool_padding=SAME``.
         scope: the name of the Keras model built by ``get_model`` (layer names are not prefixed).
 
     Returns:
@@ -70,18 +76,25 @@ def alexnet(images, num_classes=1000, is_training=None, dropout_keep_prob=0.5, s
     (None, 10)
     """
     del scope  # names the Keras model (see get_model); layers keep unprefixed names
+    if pool_padding not in ("VALID", "SAME"):
+        raise ValueError(f"Invalid value for argument `pool_padding` of alexnet. Expected 'VALID' "
+                         f"or 'SAME'. Received pool_padding={pool_padding!r}.")
+    pad = pool_padding
     end_points = {}
     net = end_points["conv1"] = conv2d(images, 96, [11, 11], 4, scope="conv1")  # (N, 56, 56, 96)
     net = end_points["lrn1"] = lrn(net, scope="lrn1")
-    net = end_points["pool1"] = max_pool2d(net, [3, 3], 2, scope="pool1")  # (N, 27, 27, 96)
+    net = end_points["pool1"] = max_pool2d(net, [3, 3], 2, padding=pad,
+                                           scope="pool1")  # (N, 27, 27, 96); SAME: 28
     net = end_points["conv2"] = conv2d(net, 256, [5, 5], scope="conv2")  # (N, 27, 27, 256)
     net = end_points["lrn2"] = lrn(net, scope="lrn2")
-    net = end_points["pool2"] = max_pool2d(net, [3, 3], 2, scope="pool2")  # (N, 13, 13, 256)
+    net = end_points["pool2"] = max_pool2d(net, [3, 3], 2, padding=pad,
+                                           scope="pool2")  # (N, 13, 13, 256); SAME: 14
     net = end_points["conv3"] = conv2d(net, 384, [3, 3], scope="conv3")  # (N, 13, 13, 384)
     net = end_points["conv4"] = conv2d(net, 384, [3, 3], scope="conv4")  # (N, 13, 13, 384)
     net = end_points["conv5"] = conv2d(net, 256, [3, 3], scope="conv5")  # (N, 13, 13, 256)
-    net = end_points["pool5"] = max_pool2d(net, [3, 3], 2, scope="pool5")  # (N, 6, 6, 256)
-    net = end_points["flatten"] = flatten(net, scope="flatten")  # (N, 9216)
+    net = end_points["pool5"] = max_pool2d(net, [3, 3], 2, padding=pad,
+                                           scope="pool5")  # (N, 6, 6, 256); SAME: 7
+    net = end_points["flatten"] = flatten(net, scope="flatten")  # (N, 9216); SAME: 12544
     net = end_points["fc6"] = fully_connected(net, 4096, scope="fc6")
     net = end_points["dropout6"] = dropout(net, dropout_keep_prob, is_training=is_training,
                                            scope="dropout6")

@@ -73,7 +73,8 @@ class TrainConfig:
     keep_prob: typing.Optional[float] = _field(None, "dropout keep probability, for models with "
                                                      "dropout (default: the model's)")
     model_kwargs: dict = dataclasses.field(default_factory=dict, metadata={
-        "help": "extra keyword arguments for the model function (config files only)", "cli": False})
+        "help": "extra keyword arguments for the model function, e.g. pool_padding=SAME (alexnet); "
+                "KEY=VALUE,... on the command line"})
     # --- how long
     steps: typing.Optional[int] = _field(None, "number_of_steps: stop when the global step reaches "
                                                "this (default 1000, or from --epochs)")
@@ -357,10 +358,27 @@ def _coerce(f, value):
             return [_scalar(f.name, v, float) for v in value]
         return [str(v) for v in value]
     if tp is dict:
+        if isinstance(value, str):
+            value = _keyword_arguments(f.name, value)
         if not isinstance(value, dict):
-            _bad(f.name, "a dict of keyword arguments", value)
+            _bad(f.name, "a dict of keyword arguments (KEY=VALUE,... on the command line)", value)
         return dict(value)
     return _scalar(f.name, value, tp)
+
+
+def _keyword_arguments(name, text):
+    """``"pool_padding=SAME,dropout_keep_prob=0.7"`` -> ``{"pool_padding": "SAME", ...: 0.7}``
+    (values that read as JSON numbers, booleans or null are those; the rest are strings)."""
+    values = {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            _bad(name, "KEY=VALUE pairs separated by commas, e.g. pool_padding=SAME", text)
+        try:
+            values[key.strip()] = json.loads(value.strip())
+        except ValueError:
+            values[key.strip()] = value.strip()
+    return values
 
 
 def _scalar(name, value, tp):

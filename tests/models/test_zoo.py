@@ -197,3 +197,14 @@ def test_alexnet_paper_has_the_papers_groups_and_initialization():
     lrn = model.get_layer("lrn1")
     assert (lrn.depth_radius, lrn.bias, lrn.alpha, lrn.beta) == (2, 2.0, 1e-4, 0.75)
     assert len(model.losses) == 8                                           # weight decay on all
+
+
+def test_alexnet_with_the_tutorial_articles_same_pooling():
+    model = slim.get_model("alexnet", pool_padding="SAME")
+    assert model.count_params() == 76_009_832  # the AlexNet tutorial article's figure
+    shapes = {name: tuple(model.end_points[name].shape[1:]) for name in ("pool1", "pool2", "pool5")}
+    assert shapes == {"pool1": (28, 28, 96), "pool2": (14, 14, 256), "pool5": (7, 7, 256)}
+    assert slim.get_model("alexnet").count_params() == 62_378_344  # VALID stays the default
+    with pytest.raises(ValueError, match=r"Invalid value for argument `pool_padding` of alexnet. "
+                                         r"Expected 'VALID' or 'SAME'. Received pool_padding='same'"):
+        slim.get_model("alexnet", pool_padding="same")

@@ -121,3 +121,20 @@ def test_thread_settings_default_to_usable_cores_and_can_be_overridden(flags, ex
     intra_expected, inter_expected = expected or (usable_cores(), 0)
     assert (intra, inter) == (intra_expected, inter_expected)
     assert f"; {intra_expected} intra-op threads" in result.stdout
+
+
+def test_model_kwargs_from_the_command_line():
+    from slimkit.cli import build_parser
+    from slimkit.cli.train import resolve
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "alexnet", "--model-kwargs",
+                              "pool_padding=SAME, dropout_keep_prob=0.7"])
+    assert resolve(args).model_kwargs == {"pool_padding": "SAME", "dropout_keep_prob": 0.7}
+
+
+def test_model_kwargs_without_a_value_is_one_line(capsys):
+    assert main(["train", "alexnet", "--model-kwargs", "pool_padding"]) == 2
+    assert _error_line(capsys) == (
+        "slimkit train: error: Invalid value for `model_kwargs`. Expected KEY=VALUE pairs "
+        "separated by commas, e.g. pool_padding=SAME. Received model_kwargs='pool_padding'.")
