@@ -327,6 +327,7 @@ def _guess_model(checkpoint, config, model):
     if not shapes:
         return "It holds no model weights at all. "
     image_shape = tuple(model.input.shape[1:])
+    matches = []
     for name in list_models():
         if name == config.model:
             continue
@@ -337,7 +338,9 @@ def _guess_model(checkpoint, config, model):
             continue
         if sorted(tuple(w.shape) for w in candidate.weights
                   if tf.as_dtype(w.dtype).is_floating) == shapes:
-            return f"It seems to hold a `{name}` model. "
+            matches.append(name)
+    if matches:  # (deep_mnist and lenet have the same weights: either may be it)
+        return f"It seems to hold a `{'` or `'.join(matches)}` model. "
     total = sum(int(_product(s)) for s in shapes)
     return (f"It holds {len(shapes)} weight tensors ({total:,} parameters) that match no "
             f"registered model for {_shape(image_shape)} images. ")
