@@ -22,7 +22,6 @@ This module is ``prediction`` rather than ``predict`` so that the submodule does
 function ``slimkit.predict``.
 """
 
-import os
 import pathlib
 
 import numpy as np
@@ -253,17 +252,11 @@ class _PreprocessedWriter:
 
 
 def write_file(path, data):
-    """Writes ``data`` to ``path`` (folders created): every file ``predict`` writes goes here.
+    """Writes ``data`` to ``path``: every file ``predict`` writes goes through here.
 
     Raises:
         OSError: One line naming the file and the cause (full disk, read-only folder, ...).
     """
-    path = pathlib.Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    except OSError as e:
-        raise OSError(f"Cannot write {path}: {e.strerror or e}. Expected a folder this user can "
-                      "write to, with room for the file: free space, or choose another "
-                      "--save-preprocessed folder.") from None
-    return os.fspath(path)
+    from slimkit.outputs import write_output
+
+    return write_output(path, lambda tmp: tmp.write_bytes(data), "--save-preprocessed folder")
