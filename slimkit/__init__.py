@@ -72,11 +72,13 @@ _EXPORTS = {
     "Run": "slimkit.runs",
     "predict": "slimkit.prediction",
     "predict_files": "slimkit.prediction",
+    "inspect_run": "slimkit.inspect",
+    "export_model": "slimkit.export",
 }
 
 # submodules reachable as attributes, as in TF-Slim (`slim.layers.conv2d`, `slim.losses.get_total_loss`).
 _SUBMODULES = ("cli", "data", "layers", "losses", "models", "training", "summaries", "evaluation",
-               "metrics", "runs", "prediction")
+               "metrics", "runs", "prediction", "inspect", "export")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
 

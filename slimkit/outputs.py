@@ -34,7 +34,8 @@ def write_output(path, write, option, errors=(OSError,)):
         OSError: One line: ``Cannot write <path>: <cause>. Expected ...``.
     """
     path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    # (the suffix stays last: Keras insists that a .keras file's name ends in .keras)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove(tmp)
@@ -48,8 +49,11 @@ def write_output(path, write, option, errors=(OSError,)):
             os.replace(tmp, path)
     except errors as e:
         _remove(tmp)
-        cause = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
-        cause = " ".join(str(cause).split())
+        if isinstance(e, FileExistsError):  # mkdir: a file stands where a folder must go
+            cause = f"{e.filename or path.parent} is a file, not a folder"
+        else:
+            cause = getattr(e, "strerror", None) or getattr(e, "message", None) or str(e)
+            cause = " ".join(str(cause).split())
         raise OSError(f"Cannot write {path}: {cause}. Expected a folder this user can write to, "
                       f"with room for the output: free space, or choose another "
                       f"{option}.") from None

@@ -27,6 +27,7 @@ import pathlib
 import numpy as np
 
 from slimkit.data.image_folder import IMAGE_EXTENSIONS
+from slimkit.runs import as_run
 
 _CHUNK = 64  # files preprocessed and predicted together
 
@@ -56,7 +57,7 @@ def predict(run, images, batch_size=256):
     """
     import tensorflow as tf
 
-    run = _loaded(run)
+    run = as_run(run)
     images = _as_batch(images, run)
     logits = np.concatenate([_logits_fn(run.model)(tf.constant(images[i:i + batch_size])).numpy()
                              for i in range(0, len(images), batch_size)]
@@ -99,7 +100,7 @@ def predict_files(run, paths, top_k=3, save_preprocessed=None):
     Raises:
         OSError: If ``save_preprocessed`` cannot be written (one line naming the file).
     """
-    run = _loaded(run)
+    run = as_run(run)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"Invalid value for `top_k`. Expected a strictly positive integer. "
                          f"Received top_k={top_k!r}.")
@@ -128,12 +129,6 @@ def predict_files(run, paths, top_k=3, save_preprocessed=None):
             yield {"file": str(path), "top": [{"class": run.class_names[c],
                                                "probability": float(answers[i][c])}
                                               for c in order]}
-
-
-def _loaded(run):
-    from slimkit.runs import Run, load_run
-
-    return run if isinstance(run, Run) else load_run(run)
 
 
 def _logits_fn(model):

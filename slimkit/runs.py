@@ -155,6 +155,11 @@ def load_run(path, data_dir=None, at_init=False, use_ema=True):
     return run
 
 
+def as_run(run):
+    """``run`` itself if it is a :class:`Run`, else :func:`load_run` of it (a path)."""
+    return run if isinstance(run, Run) else load_run(run)
+
+
 def build_model(config, data):
     """Builds ``config.model`` for ``data`` with the run's dropout and weight-decay settings.
 

@@ -148,3 +148,16 @@ def test_json_holds_everything(deep_run, capsys):
 def test_bad_requests_are_one_line(deep_run, capsys, argv, message):
     assert main(["inspect", str(deep_run[0]), *argv]) == 2
     assert capsys.readouterr().err == f"slimkit inspect: error: {message}\n"
+
+
+def test_the_inspect_module_hides_nothing():
+    """`slimkit/inspect.py` is `slimkit.inspect`; the package's `import inspect` stays the stdlib's."""
+    import inspect as stdlib
+
+    import slimkit
+    import slimkit.inspect
+    import slimkit.models.registry
+    import slimkit.runs
+
+    assert slimkit.runs.inspect is stdlib and slimkit.models.registry.inspect is stdlib
+    assert slimkit.inspect.inspect_run is slimkit.inspect_run and callable(stdlib.signature)
