@@ -23,6 +23,7 @@ function ``slimkit.predict``.
 """
 
 import pathlib
+import re
 
 import numpy as np
 
@@ -204,8 +205,9 @@ def _folder_input(path, contents, image_size):
         raise ValueError(_NOT_AN_IMAGE if problem.startswith("not a") else problem)
     try:
         image = decode_image(tf.constant(contents))
-    except tf.errors.OpError as e:
-        raise ValueError(f"truncated or corrupt image data ({_line(e.message)})") from None
+    except tf.errors.OpError as e:  # (TensorFlow's {{function_node ...}} and [Op:...] dropped)
+        reason = re.sub(r"\{\{.*?\}\}|\[Op:.*$", "", _line(e.message)).strip()
+        raise ValueError(f"truncated or corrupt image data ({reason})") from None
     return evaluation_image(image, image_size).numpy()
 
 

@@ -125,3 +125,18 @@ def test_an_array_of_the_wrong_shape():
     with pytest.raises(ValueError, match=r"Expected an array of shape \(H, W\), \(H, W, 1\), "
                                          r"\(H, W, 3\) or \(H, W, 4\)\. Received shape \(2, 3, 5\)\."):
         preprocess_digit(np.zeros((2, 3, 5)))
+
+
+@pytest.mark.parametrize("name", ["slimkit.data.digits.preprocess_digit",
+                                  "slimkit.layers.stock.to_stock_keras",
+                                  "slimkit.data.image_folder.evaluation_image"])
+def test_docstring_examples_of_the_public_functions(name):
+    import doctest
+    import importlib
+
+    module, function = name.rsplit(".", 1)
+    module = importlib.import_module(module)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in doctest.DocTestFinder().find(getattr(module, function), globs=vars(module)):
+        runner.run(test)
+    assert runner.tries > 0 and runner.failures == 0

@@ -161,3 +161,12 @@ def test_the_inspect_module_hides_nothing():
 
     assert slimkit.runs.inspect is stdlib and slimkit.models.registry.inspect is stdlib
     assert slimkit.inspect.inspect_run is slimkit.inspect_run and callable(stdlib.signature)
+
+
+def test_a_png_write_fault_is_one_line(softmax_run, tmp_path, capsys):
+    (tmp_path / "pictures").write_text("a file where the folder should be")
+    assert main(["inspect", str(softmax_run[0]), "--png", str(tmp_path / "pictures")]) == 2
+    assert capsys.readouterr().err == (
+        f"slimkit inspect: error: Cannot write {tmp_path}/pictures/weights_logits.png: "
+        f"{tmp_path}/pictures is a file, not a folder. Expected a folder this user can write "
+        "to, with room for the output: free space, or choose another --png folder.\n")

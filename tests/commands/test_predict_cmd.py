@@ -127,3 +127,35 @@ def test_predict_in_python_takes_arrays(softmax_run):
                                          r"softmax_regression as trained in .*\. Received shape "
                                          r"\(2, 32, 32, 3\)\."):
         predict(run, np.zeros((2, 32, 32, 3), np.float32))
+
+
+def test_a_folder_argument_and_bad_files_for_an_image_folder_model(alexnet_run, shapes_folder,
+                                                                   tmp_path, capsys):
+    import shutil
+
+    folder = shutil.copytree(shapes_folder / "disc", tmp_path / "mine")
+    (folder / "notes.txt").write_text("not an image: skipped, it has no image extension")
+    (folder / "fake.png").write_text("not an image either, but named like one")
+    data = (folder / "0.png").read_bytes()
+    (folder / "sub").mkdir()
+    (folder / "sub" / "cut.png").write_bytes(data[:len(data) // 2])
+    assert main(["predict", str(alexnet_run[0]), str(folder), "--json", "--top-k", "1"]) == 1
+    answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [a["file"] for a in answers] == [str(folder / f"{i}.png") for i in range(8)] + [
+        str(folder / "fake.png"), str(folder / "sub" / "cut.png")]
+    assert all(a["top"][0]["class"] in ("bar", "cross", "disc") for a in answers[:8])
+    assert answers[8]["error"] == "not an image (expected a PNG, JPEG, BMP or GIF file)"
+    assert re.fullmatch(r"truncated or corrupt image data \(Invalid PNG data, size \d+\)",
+                        answers[9]["error"])
+
+
+def test_a_save_preprocessed_write_fault_is_one_line(deep_run, photos, tmp_path, capsys):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where the folder should be")
+    assert main(["predict", str(deep_run[0]), str(photos[0][0]), "--save-preprocessed",
+                 str(blocker)]) == 2
+    out = blocker / f"{photos[0][0].stem}.png"
+    assert capsys.readouterr().err == (
+        f"slimkit predict: error: Cannot write {out}: {blocker} is a file, not a folder. Expected "
+        "a folder this user can write to, with room for the output: free space, or choose "
+        "another --save-preprocessed folder.\n")

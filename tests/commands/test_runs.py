@@ -139,3 +139,18 @@ def test_a_truncated_checkpoint_names_the_previous_one(softmax_run, tmp_path, ca
     # and the previous one it names can be used
     assert main(["eval", str(logdir / "ckpt-200"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["global_step"] == 200
+
+
+@pytest.mark.parametrize("argv", [["eval"], ["predict", "IMAGE"], ["inspect"],
+                                  ["export", "--format", "tflite", "OUT"]])
+def test_every_command_loads_runs_the_same_way(softmax_run, tmp_path, capsys, argv):
+    logdir = _copy(softmax_run[0], tmp_path)
+    (logdir / "ckpt-300.data-00000-of-00001").write_bytes(b"")
+    command, *rest = argv
+    line = _cli_error(capsys, command, logdir, *(str(tmp_path / a) if a.isupper() else a
+                                                  for a in rest))
+    assert line.startswith(f"slimkit {command}: error: Cannot read checkpoint {logdir}/ckpt-300: "
+                           "its files are corrupt or incomplete (")
+    assert line.endswith(f"Name an earlier checkpoint instead, e.g. {logdir}/ckpt-200; nothing "
+                         "was changed or deleted.")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing written
