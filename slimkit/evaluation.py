@@ -128,7 +128,7 @@ def evaluate_run(run, split=None, batch_size=500, writers=None):
 def split_name(split, data):
     """The split to evaluate: ``split`` (``val`` means ``validation``), else the final one's."""
     if split is None:
-        return data.eval_splits[-1] if data.eval_splits else "test"
+        return data.final_split
     return {"val": "validation"}.get(split, split)
 
 

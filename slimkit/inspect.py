@@ -191,7 +191,7 @@ def examples(run, n):
 
     _check_positive("n", n)
     data = run.data()
-    split = data.eval_splits[-1] if data.eval_splits else "test"
+    split = data.final_split
     images, labels = next(iter(data.eval_batches(split, n)))
     labels = np.asarray(labels, np.int64)
     logits = tf.cast(run.model(images, training=False), tf.float32)
@@ -232,8 +232,7 @@ def write_pictures(run, folder):
         written.append(_save_png(folder / f"weights_{first.name}.png", pictures.weight_heatmaps(
             first.kernel.numpy(), run.image_shape, run.class_names)))
     data = run.data()
-    split = data.eval_splits[-1] if data.eval_splits else "test"
-    image, _ = next(iter(data.eval_batches(split, 1)))
+    image, _ = next(iter(data.eval_batches(data.final_split, 1)))
     written.append(_save_png(folder / "input.png", pictures.display_images(image)[0]))
     spatial = {name: tensor for name, tensor in getattr(model, "end_points", {}).items()
                if len(tensor.shape) == 4}

@@ -226,7 +226,8 @@ def _locate(path, at_init):
         raise FileNotFoundError(f"No checkpoint found in {path}. Expected a logdir that "
                                 "`slimkit train` has saved a checkpoint into (a `checkpoint` file "
                                 f"and ckpt-N.index files): train first (`slimkit train --logdir "
-                                f"{path}`), or name a checkpoint prefix such as runs/lenet/ckpt-2000.")
+                                f"{path}`), or name a checkpoint prefix such as "
+                                "runs/lenet/ckpt-2000.")
     return checkpoint, folder
 
 

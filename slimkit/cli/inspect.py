@@ -75,30 +75,40 @@ def report_lines(report):
 
 def _weights_lines(w, class_names):
     lines = [f"{w['layer']} ({w['type']})" + (f", {w['selects']}" if w["selects"] else "")]
-    names = class_names if w["outputs_are_classes"] else None  # the logits layer's units
-    for key in ("kernel", "bias"):
-        if key in w:
-            lines += _values_lines(key, w[key], names)
-    lines += ["", f"gradients on {w['examples']} training examples (loss {w['loss']:.4f}): "
-                  f"{w['loss_convention']}"]
-    for key in ("kernel", "bias"):
-        if f"{key}_gradient" in w:
-            lines += _values_lines(f"d loss / d {key}", w[f"{key}_gradient"], names)
+    keys = [k for k in ("kernel", "bias") if k in w]
+    gradients = (f"gradients on {w['examples']} training examples (loss {w['loss']:.4f}): "
+                 f"{w['loss_convention']}")
+    per_class = w["outputs_are_classes"] and all(
+        len(list(_flatten(w[k].get("values") or []))) == len(class_names) for k in keys)
+    if per_class:  # the logits layer, one input unit: one row per class, as in the tutorial
+        lines += [_summary(k, w[k]) for k in keys] + ["", gradients, ""]
+        heads = ["class"] + [h for k in keys for h in (k, f"d loss / d {k}")]
+        columns = [list(_flatten(w[k]["values"])) for k in keys]
+        gradient_columns = [list(_flatten(w[f"{k}_gradient"]["values"])) for k in keys]
+        rows = [[name] + [f"{v[c]:+.6g}" for pair in zip(columns, gradient_columns)
+                          for v in pair] for c, name in enumerate(class_names)]
+        return lines + _table(heads, rows, right=range(1, len(heads)))
+    for key in keys:
+        lines += _values_lines(key, w[key])
+    lines += ["", gradients]
+    for key in keys:
+        lines += _values_lines(f"d loss / d {key}", w[f"{key}_gradient"])
     return lines
 
 
-def _values_lines(label, entry, class_names):
-    head = (f"{label} {_shape(entry['shape'])} {entry['dtype']}: mean {entry['mean']:+.4g}  "
+def _summary(label, entry):
+    return (f"{label} {_shape(entry['shape'])} {entry['dtype']}: mean {entry['mean']:+.4g}  "
             f"std {entry['std']:.4g}  min {entry['min']:+.4g}  max {entry['max']:+.4g}")
+
+
+def _values_lines(label, entry):
     values = entry.get("values")
     if values is None:
-        return [head]
-    flat = list(_flatten(values)) if isinstance(values, list) else [values]
-    if class_names is not None and len(flat) == len(class_names):
-        return [head] + [f"  {name}: {v:+.6g}" for name, v in zip(class_names, flat)]
+        return [_summary(label, entry)]
     rows = values if len(entry["shape"]) >= 2 else [values]  # a 5x5 filter: 5 rows of 5
-    return [head] + ["  " + " ".join(f"{v:+.4f}" for v in _flatten(row if isinstance(row, list)
-                                                                    else [row])) for row in rows]
+    return [_summary(label, entry)] + [
+        "  " + " ".join(f"{v:+.4f}" for v in _flatten(row if isinstance(row, list) else [row]))
+        for row in rows]
 
 
 def _examples_lines(examples, class_names):

@@ -45,6 +45,11 @@ class TrainingData:
     eval_batches: typing.Callable
     eval_splits: tuple
 
+    @property
+    def final_split(self):
+        """The split a run's final evaluation is on (``test``; an image folder's ``validation``)."""
+        return self.eval_splits[-1] if self.eval_splits else "test"
+
 
 def load_training_data(config, image_shape=None, train_feed=True):
     """Loads the dataset ``config.dataset`` and builds its training feed.

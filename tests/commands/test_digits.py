@@ -123,7 +123,8 @@ def test_a_blank_picture_has_no_digit():
 
 def test_an_array_of_the_wrong_shape():
     with pytest.raises(ValueError, match=r"Expected an array of shape \(H, W\), \(H, W, 1\), "
-                                         r"\(H, W, 3\) or \(H, W, 4\)\. Received shape \(2, 3, 5\)\."):
+                                         r"\(H, W, 3\) or \(H, W, 4\)\. Received shape "
+                                         r"\(2, 3, 5\)\."):
         preprocess_digit(np.zeros((2, 3, 5)))
 
 

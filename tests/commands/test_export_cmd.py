@@ -176,7 +176,8 @@ def test_a_bf16_run_exports_in_its_precision_and_tflite_in_float32(softmax_run, 
     (logdir / "config.json").write_text(json.dumps({**config, "precision": "bf16"}))
     run = load_run(logdir)
     assert run.model.get_layer("logits").dtype_policy.name == "mixed_bfloat16"
-    images = load_arrays("mnist", str(mnist_dir), validation_size=0).test.images[:32] / np.float32(255)
+    images = load_arrays("mnist", str(mnist_dir), validation_size=0).test.images[:32]
+    images = images / np.float32(255)
     export_model(run, "saved_model", tmp_path / "m")
     export_model(run, "tflite", tmp_path / "m.tflite")
     served = tf.saved_model.load(str(tmp_path / "m")).signatures["serving_default"](

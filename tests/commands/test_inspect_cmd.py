@@ -69,10 +69,15 @@ def test_pixel_380s_weights_and_gradients_early_and_late(softmax_run, mnist, at_
     argv = ["inspect", str(softmax_run[0]), "--weights", "logits", "--index", "380"]
     assert main(argv + (["--at-init"] if at_init else [])) == 0
     lines = capsys.readouterr().out.splitlines()
-    start = lines.index("logits (Dense), input unit 380 (row 380)")
-    assert lines[start + 2] == f"  0: {W[380, 0]:+.6g}"
-    grads = next(i for i, line in enumerate(lines) if line.startswith("d loss / d kernel (10,)"))
-    assert lines[grads + 10] == f"  9: {report['kernel_gradient']['values'][9]:+.6g}"
+    assert "logits (Dense), input unit 380 (row 380)" in lines
+    table = next(i for i, line in enumerate(lines) if line.startswith("class "))
+    assert lines[table].split() == ["class", "kernel", "d", "loss", "/", "d", "kernel", "bias",
+                                    "d", "loss", "/", "d", "bias"]
+    for c in (0, 9):
+        row = [float(v) for v in lines[table + 1 + c].split()[1:]]
+        np.testing.assert_allclose(row, [W[380, c], report["kernel_gradient"]["values"][c], b[c],
+                                         report["bias_gradient"]["values"][c]], rtol=1e-5,
+                                   atol=1e-12)
 
 
 def test_first_images_logits_softmax_answers_and_labels(softmax_run, mnist, capsys):
@@ -137,8 +142,8 @@ def test_json_holds_everything(deep_run, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--weights", "fc_1"], "Model `deep_mnist` has no layer 'fc_1' with weights. Did you mean 'fc1'? "
-                          "Expected one of: conv1, conv2, fc1, fc2."),
+    (["--weights", "fc_1"], "Model `deep_mnist` has no layer 'fc_1' with weights. Did you mean "
+                            "'fc1'? Expected one of: conv1, conv2, fc1, fc2."),
     (["--weights", "fc2", "--index", "1024"], "Invalid value for `index`. Expected an input unit "
                                               "of layer `fc2`, from 0 to 1023. Received "
                                               "index=1024."),

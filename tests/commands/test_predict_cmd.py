@@ -89,7 +89,8 @@ def test_bad_files_get_their_own_error_line_and_the_others_are_predicted(deep_ru
                          "BMP or GIF file)")
     assert re.fullmatch(rf"slimkit predict: error: {truncated}: truncated or corrupt image data "
                         r"\(image file is truncated \(\d+ bytes not processed\)\)", errors[1])
-    assert errors[2] == f"slimkit predict: error: {missing}: cannot read it: No such file or directory"
+    assert errors[2] == (f"slimkit predict: error: {missing}: cannot read it: No such file or "
+                         "directory")
     assert errors[3].startswith(f"slimkit predict: error: {blank}: No digit found: nothing in the "
                                 "picture stands out from the paper")
     assert len(errors) == 4
