@@ -113,7 +113,9 @@ def _values_lines(label, entry):
 
 def _examples_lines(examples, class_names):
     many = len(class_names) > 10
-    lines = [f"the first {len(examples['images'])} {examples['split']} images"
+    count = len(examples["images"])
+    lines = [(f"the first {count} {examples['split']} images" if count > 1 else
+              f"the first {examples['split']} image")
              + (" (the 5 most probable classes of each)" if many else "")]
     for row in examples["images"]:
         mark = "" if row["answer"] == row["label"] else "   <- wrong"
