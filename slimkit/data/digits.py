@@ -21,8 +21,9 @@ there step by step:
    rises above it.
 3. **Ink mask.** Otsu's threshold on the ink, but never below 3 sigma of the paper's noise
    (estimated from what lies below the paper's level, where there is no ink); connected pieces
-   smaller than a tenth of the largest (dust, JPEG artefacts, noise) are dropped. A picture with
-   no ink rising clearly above its noise is an error: there is no digit to read.
+   (on a 4x coarser grid: pieces closer than 4 pixels are one) smaller than a tenth of the
+   largest (dust, JPEG artefacts, noise) are dropped. A picture with no ink rising clearly
+   above its noise is an error: there is no digit to read.
 4. **Crop** to the kept pieces; the ink is scaled so its strokes' core is 1 (paper 0), and
    everything outside the kept pieces is cleared.
 5. **Stroke width.** A pen line on a large sheet would shrink to a hairline in 20 pixels; MNIST's
@@ -212,7 +213,14 @@ def _ink_mask(ink, sigma):
                          f"contrast {peak:.3f}, paper noise {sigma:.3f}). Expected one dark digit "
                          "on light paper or a light one on dark, written clearly enough to see.")
     mask = ink > max(_otsu(ink), 3 * sigma)
-    labels, areas = _components(mask)
+    # Pieces are found on a 4x coarser grid (a 4x4 cell with any ink is ink; 16 times fewer
+    # pixels to label), so pieces less than 4 pixels apart count as one; areas are counted in
+    # full-resolution pixels.
+    h, w = mask.shape
+    coarse = np.pad(mask, ((0, -h % 4), (0, -w % 4))).reshape(-(-h // 4), 4, -(-w // 4), 4)
+    labels, _ = _components(coarse.any(axis=(1, 3)))
+    labels = labels.repeat(4, axis=0).repeat(4, axis=1)[:h, :w] * mask
+    areas = np.bincount(labels.ravel())[1:]
     keep = np.flatnonzero(areas >= 0.1 * areas.max()) + 1
     return np.isin(labels, keep)
 
@@ -233,7 +241,7 @@ def _components(mask):
     """8-connected components: ``(labels (h, w) with 0 = background, areas by label - 1)``.
 
     Labels spread as the smallest index among neighbours until nothing changes (vectorized; the
-    working image is small), with pointer jumping to shorten long chains.
+    grid is small), with pointer jumping to shorten long chains.
     """
     h, w = mask.shape
     index = np.arange(1, h * w + 1, dtype=np.int64).reshape(h, w)
