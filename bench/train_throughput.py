@@ -3,7 +3,7 @@
     SLIMKIT_DATA_DIR=/work/shared/data python bench/train_throughput.py [--quick]
 
 What runs is what ``slimkit train --preset deep-mnist-fast`` runs each call, built from the loop's
-own building blocks (``slimkit.training.loop.build_model``, ``make_optimizer``/``make_schedule``,
+own building blocks (``slimkit.runs.build_model``, ``make_optimizer``/``make_schedule``,
 ``make_train_step`` with the EMA and global step, the ``ArrayFeed`` with ``augment="shift"``):
 
     images, labels = feed.next_batches(k)                         # NumPy, (k, B, 28, 28, 1)
@@ -41,7 +41,7 @@ def build_variant(config, splits, info):
     from slimkit.training import checkpoints as ckpt_lib
     from slimkit.training.distribute import make_strategy
     from slimkit.training.ema import ExponentialMovingAverage
-    from slimkit.training.loop import build_model
+    from slimkit.runs import build_model
     from slimkit.training.optimizers import make_optimizer
     from slimkit.training.runtime import precision_policy
     from slimkit.training.schedules import make_schedule

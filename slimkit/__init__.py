@@ -34,6 +34,7 @@ _EXPORTS = {
     "load_arrays": "slimkit.data.registry",
     "ArrayFeed": "slimkit.data.feed",
     "ImageFolder": "slimkit.data.image_folder",
+    "preprocess_digit": "slimkit.data.digits",
     # layers
     "arg_scope": "slimkit.layers.arg_scope",
     "add_arg_scope": "slimkit.layers.arg_scope",
@@ -66,10 +67,18 @@ _EXPORTS = {
     "make_train_step": "slimkit.training.step",
     "NonFiniteLossError": "slimkit.training.loop",
     "list_presets": "slimkit.training.presets",
+    # using a trained run
+    "load_run": "slimkit.runs",
+    "Run": "slimkit.runs",
+    "predict": "slimkit.prediction",
+    "predict_files": "slimkit.prediction",
+    "inspect_run": "slimkit.inspect",
+    "export_model": "slimkit.export",
 }
 
 # submodules reachable as attributes, as in TF-Slim (`slim.layers.conv2d`, `slim.losses.get_total_loss`).
-_SUBMODULES = ("cli", "data", "layers", "losses", "models", "training", "summaries", "evaluation")
+_SUBMODULES = ("cli", "data", "layers", "losses", "models", "training", "summaries", "evaluation",
+               "metrics", "runs", "prediction", "inspect", "export")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
 

@@ -1,24 +1,31 @@
 """Evaluate a trained model: once, or every new checkpoint of a running training job.
 
     >>> metrics = slimkit.evaluate("runs/deep-mnist-fast")          # the logdir's newest checkpoint
-    >>> metrics["accuracy"], metrics["split"], metrics["global_step"]
-    (0.9931, 'test', 2149)
+    >>> metrics["accuracy"], metrics["top5_accuracy"], metrics["split"], metrics["global_step"]
+    (0.9931, 0.9999, 'test', 2149)
+    >>> metrics["per_class_accuracy"][7], metrics["confusion_matrix"][7][2]   # 7s taken for 2s
+    (0.9903, 4)
 
-The model is rebuilt from the run's ``config.json`` (model, dataset, number of classes, precision)
-and restored from the checkpoint; if the run kept moving-average weights (``ema_decay``), those are
-evaluated, as TF-Slim's ``eval_image_classifier.py`` does with ``--moving_average_decay``.
-``watch`` is Slim's ``evaluation_loop``: it evaluates each new checkpoint as training writes it
-and adds the results to TensorBoard (``<logdir>/eval_<split>``).
+The run is loaded by :func:`slimkit.runs.load_run` (model rebuilt from ``config.json`` in the
+run's precision, checkpoint restored, moving-average weights where the run kept them, as TF-Slim's
+``eval_image_classifier.py --moving_average_decay`` does) and evaluated by
+:func:`slimkit.metrics.evaluate_model`, the function the training loop reports its accuracy
+with: what ``eval`` computes for a checkpoint is what training reported for it.
+
+Results go to TensorBoard as the run ``<logdir>/eval_<split>`` at the checkpoint's global step:
+the scalars ``accuracy``, ``loss`` and ``top5_accuracy`` and the image ``confusion_matrix``; a
+summary that cannot be written is a warning, not an error. ``watch`` is Slim's
+``evaluation_loop``: it evaluates each new checkpoint as training writes it.
 """
 
 import os
-import pathlib
 import time
 
 from slimkit.metrics import evaluate_model
 
 
-def evaluate(logdir_or_checkpoint, split=None, data_dir=None, batch_size=500, use_ema=True):
+def evaluate(logdir_or_checkpoint, split=None, data_dir=None, batch_size=500, use_ema=True,
+             summaries=True):
     """Evaluates a training run's checkpoint on a split of its dataset.
 
     Args:
@@ -30,29 +37,41 @@ def evaluate(logdir_or_checkpoint, split=None, data_dir=None, batch_size=500, us
         data_dir: Where the dataset is, if not where the run read it from.
         batch_size: Evaluation batch size.
         use_ema: Evaluate the moving-average weights when the checkpoint has them.
+        summaries: Write the results to TensorBoard (``<logdir>/eval_<split>``).
 
     Returns:
-        A dict with ``accuracy``, ``loss``, ``num_examples``, ``split``, ``global_step``,
-        ``checkpoint`` and ``ema`` (whether EMA weights were used).
+        A dict: ``accuracy``, ``loss`` (mean cross entropy), ``top5_accuracy`` (more than 5
+        classes), ``per_class_accuracy`` and ``confusion_matrix`` (``[true][predicted]`` counts),
+        by class id, ``class_names``, ``num_examples``, ``split``, ``global_step``,
+        ``checkpoint``, ``model``, ``ema`` (whether EMA weights were used), ``precision`` and
+        ``seconds``.
 
     Raises:
         FileNotFoundError: If there is no checkpoint or no ``config.json``.
-        ValueError: For an unknown split.
+        ValueError: For an unknown split, or a checkpoint that cannot be loaded (see
+            :func:`slimkit.runs.load_run`).
 
     Example:
         >>> evaluate("runs/mnist-softmax-tutorial")["accuracy"] > 0.9
         True
     """
-    checkpoint, config = _checkpoint_and_config(logdir_or_checkpoint, data_dir)
-    model, data, ema = _build_for_eval(config)
-    return _evaluate_checkpoint(model, data, ema, checkpoint, split, batch_size, use_ema)
+    from slimkit.runs import load_run
+
+    _check_batch_size(batch_size)
+    run = load_run(logdir_or_checkpoint, data_dir=data_dir, use_ema=use_ema)
+    writers = _writers(run) if summaries else None
+    try:
+        return evaluate_run(run, split, batch_size, writers)
+    finally:
+        if writers is not None:
+            writers.close()
 
 
 def watch(logdir, split=None, data_dir=None, batch_size=500, use_ema=True, timeout=None,
           interval=10.0):
     """Yields the metrics of each new checkpoint of ``logdir`` as it appears (Slim's eval loop).
 
-    Results are also written as TensorBoard scalars to ``<logdir>/eval_<split>``.
+    Results are also written to TensorBoard, ``<logdir>/eval_<split>``.
 
     Args:
         logdir: The training run's logdir.
@@ -65,87 +84,74 @@ def watch(logdir, split=None, data_dir=None, batch_size=500, use_ema=True, timeo
     """
     import tensorflow as tf
 
-    _, config = _checkpoint_and_config(logdir, data_dir, need_checkpoint=False)
-    model, data, ema = _build_for_eval(config)
-    split = _split_name(split, data)
-    writer = tf.summary.create_file_writer(os.path.join(str(logdir), f"eval_{split}"))
+    from slimkit.runs import load_run
+
+    _check_batch_size(batch_size)
+    run = load_run(logdir, data_dir=data_dir, at_init=True, use_ema=use_ema)  # built once
+    writers = _writers(run)
     if timeout is not None:
         interval = min(interval, timeout)
-    for checkpoint in tf.train.checkpoints_iterator(str(logdir), min_interval_secs=interval,
-                                                    timeout=timeout):
-        metrics = _evaluate_checkpoint(model, data, ema, checkpoint, split, batch_size, use_ema)
-        with writer.as_default(step=metrics["global_step"]):
-            tf.summary.scalar("accuracy", metrics["accuracy"])
-            tf.summary.scalar("loss", metrics["loss"])
-        writer.flush()
-        yield metrics
+    try:
+        for checkpoint in tf.train.checkpoints_iterator(str(logdir), min_interval_secs=interval,
+                                                        timeout=timeout):
+            run.restore(checkpoint)
+            yield evaluate_run(run, split, batch_size, writers)
+    finally:
+        writers.close()
 
 
-def _split_name(split, data):
-    if split is None:
-        return data.eval_splits[-1] if data.eval_splits else "test"
-    return {"val": "validation"}.get(split, split)
+def evaluate_run(run, split=None, batch_size=500, writers=None):
+    """Evaluates a loaded :class:`~slimkit.runs.Run` (see :func:`evaluate` for the result).
 
-
-def _checkpoint_and_config(path, data_dir, need_checkpoint=True):
-    from slimkit.training.checkpoints import BEST_DIR, latest_checkpoint
-    from slimkit.training.config import TrainConfig
-    from slimkit.training.saved_config import load_saved_config
-
-    path = pathlib.Path(path)
-    checkpoint = latest_checkpoint(path)
-    if checkpoint is None and need_checkpoint:
-        raise FileNotFoundError(f"No checkpoint found at {path}. Expected a logdir written by "
-                                "`slimkit train` (holding a `checkpoint` file) or a checkpoint "
-                                "prefix such as runs/lenet/ckpt-2000.")
-    folder = path if path.is_dir() else path.parent
-    if folder.name == BEST_DIR and not (folder / "config.json").is_file():
-        folder = folder.parent
-    saved = load_saved_config(folder)
-    if saved is None:
-        raise FileNotFoundError(f"No config.json in {folder}: it is needed to rebuild the model. "
-                                "Expected the logdir of a `slimkit train` run.")
-    if data_dir is not None:
-        saved["data_dir"] = str(data_dir)
-    return checkpoint, TrainConfig(**saved)
-
-
-def _build_for_eval(config):
-    from slimkit.models.registry import get_model_spec
-    from slimkit.training.data import load_training_data
-    from slimkit.training.ema import ExponentialMovingAverage
-    from slimkit.training.loop import build_model
-    from slimkit.training.runtime import choose_precision, precision_policy
-
-    precision, _ = choose_precision(config.precision, config.model)
-    data = load_training_data(config, get_model_spec(config.model).input_shape, train_feed=False)
-    with precision_policy(precision):  # as in training; the caller's policy is left alone
-        model = build_model(config, data)
-    ema = ExponentialMovingAverage(model, config.ema_decay) if config.ema_decay else None
-    return model, data, ema
-
-
-def _evaluate_checkpoint(model, data, ema, checkpoint, split, batch_size, use_ema):
-    import contextlib
-
-    import tensorflow as tf
-
-    from slimkit.training.checkpoints import has_object
-
-    split = _split_name(split, data)
+    Args:
+        run: From :func:`slimkit.runs.load_run`.
+        split: As for :func:`evaluate`.
+        batch_size: Evaluation batch size.
+        writers: A :class:`slimkit.summaries.writer.Writers` of the logdir, or None (no
+            TensorBoard).
+    """
+    data = run.data()
+    split = split_name(split, data)
     if split not in data.eval_splits:
         raise ValueError(f"Invalid value for argument `split`. Expected one of "
                          f"{', '.join(data.eval_splits)} for this dataset. Received split={split!r}.")
-    objects = {"model": model}
-    with_ema = bool(use_ema and ema is not None and has_object(checkpoint, "ema"))
-    if with_ema:
-        objects["ema"] = ema
-    global_step = tf.Variable(0, dtype=tf.int64)
-    tf.train.Checkpoint(global_step=global_step, **objects).restore(checkpoint).expect_partial()
-    swap = ema.swapped_in() if with_ema else contextlib.nullcontext()
     start = time.monotonic()
-    with swap:
-        metrics = evaluate_model(model, data.eval_batches(split, batch_size))
-    metrics.update(split=split, global_step=int(global_step.numpy()), checkpoint=checkpoint,
-                   ema=with_ema, seconds=round(time.monotonic() - start, 2))
+    metrics = evaluate_model(run.model, data.eval_batches(split, batch_size), run.num_classes)
+    metrics.update(split=split, global_step=run.global_step, checkpoint=run.checkpoint,
+                   model=run.config.model, ema=run.ema, precision=run.precision,
+                   class_names=list(run.class_names), seconds=round(time.monotonic() - start, 2))
+    if writers is not None:
+        _write_summaries(writers[f"eval_{split}"], metrics)
     return metrics
+
+
+def split_name(split, data):
+    """The split to evaluate: ``split`` (``val`` means ``validation``), else the final one's."""
+    if split is None:
+        return data.final_split
+    return {"val": "validation"}.get(split, split)
+
+
+def _check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"Invalid value for `batch_size`. Expected a strictly positive integer. "
+                         f"Received batch_size={batch_size!r}.")
+
+
+def _writers(run):
+    from slimkit.summaries.writer import Writers
+
+    return Writers(os.fspath(run.logdir))
+
+
+def _write_summaries(writer, metrics):
+    """The scalars and the confusion matrix at the checkpoint's step (a failure only warns)."""
+    from slimkit.summaries.images import confusion_matrix_image
+
+    step = metrics["global_step"]
+    scalars = {key: metrics[key] for key in ("accuracy", "loss", "top5_accuracy") if key in metrics}
+    writer.scalars(step, scalars)
+    writer.image("confusion_matrix", step,
+                 confusion_matrix_image(metrics["confusion_matrix"], metrics["class_names"]),
+                 description=f"{metrics['split']} split, rows: true class, columns: predicted "
+                             f"({metrics['checkpoint']})")

@@ -21,7 +21,7 @@ COMMANDS = {
     "eval": "evaluate a checkpoint (or a logdir's latest) on a dataset split",
     "predict": "classify image files with a trained checkpoint (probabilities and answers)",
     "inspect": "look inside a model: tensor shapes, weights, biases, gradients, activations",
-    "export": "export a trained model as a SavedModel or Keras file",
+    "export": "export a trained model as a SavedModel, Keras or TFLite file",
     "models": "list the registered models with input shape, parameters and FLOPs",
     "datasets": "list the datasets, their sizes and where they would be read from",
     "board": "start TensorBoard on a logdir",

@@ -180,24 +180,19 @@ class ImageFolder:
 
         size = self.image_size
         resize_to = int(round(size / _CROP_FRACTION))
-        mean = tf.constant(IMAGENET_MEAN, tf.float32) * 255.0
-        std = tf.constant(IMAGENET_STD, tf.float32) * 255.0
 
         def load(index, e, position):
-            image = _decode(files_t[index])  # (h, w, 3) uint8
+            image = decode_image(tf.io.read_file(files_t[index]))  # (h, w, 3) uint8
+            if not training:
+                return evaluation_image(image, size), labels_t[index]
             image = _resize_shorter_side(image, resize_to)
-            if training:
-                element_seed = tf.random.experimental.stateless_fold_in(
-                    tf.random.experimental.stateless_fold_in(base_seed, e), position)
-                crop_seed, flip_seed = tf.unstack(
-                    tf.random.experimental.stateless_split(element_seed, 2))
-                image = tf.image.stateless_random_crop(image, [size, size, 3], seed=crop_seed)
-                image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
-            else:
-                image = _central_crop(image, size)
-            image = (tf.cast(image, tf.float32) - mean) / std  # (S, S, 3)
-            image = tf.ensure_shape(image, [size, size, 3])
-            return image, labels_t[index]
+            element_seed = tf.random.experimental.stateless_fold_in(
+                tf.random.experimental.stateless_fold_in(base_seed, e), position)
+            crop_seed, flip_seed = tf.unstack(
+                tf.random.experimental.stateless_split(element_seed, 2))
+            image = tf.image.stateless_random_crop(image, [size, size, 3], seed=crop_seed)
+            image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+            return _normalize(image, size), labels_t[index]
 
         ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         # last line of defence: undecodable files were left out when indexing (module docstring)
@@ -218,6 +213,48 @@ class ImageFolder:
             raise ValueError(f"The {split} split of {self.root} has no images. Add images or "
                              f"choose a validation_fraction that holds some out.")
         return np.array([str(p) for p in files]), labels
+
+
+def evaluation_image(image, image_size):
+    """The evaluation preprocessing of one decoded image: what validation and ``predict`` feed.
+
+    Resize so the shorter side is ``image_size / 0.875``, crop the central ``image_size`` square,
+    normalize each channel with the ImageNet mean and standard deviation.
+
+    Args:
+        image: uint8 (h, w, 3), e.g. from :func:`decode_image`.
+        image_size: The side S of the model's input.
+
+    Returns:
+        float32 (S, S, 3).
+
+    Example:
+        >>> evaluation_image(np.zeros((300, 400, 3), np.uint8), 224).shape
+        TensorShape([224, 224, 3])
+    """
+    image = _resize_shorter_side(image, int(round(image_size / _CROP_FRACTION)))
+    return _normalize(_central_crop(image, image_size), image_size)
+
+
+def decode_image(contents):
+    """The pipeline's decoding of an image file's bytes: uint8 (h, w, 3), whatever the format.
+
+    ``tf.io.decode_image`` with 3 channels and no animation: grey, palette, RGBA, 16-bit and CMYK
+    images all come out as 8-bit RGB; a GIF gives its first frame. The indexing check uses the
+    same op, so that both agree on every file.
+    """
+    import tensorflow as tf
+
+    return tf.io.decode_image(contents, channels=3, expand_animations=False)  # (h, w, 3) uint8
+
+
+def _normalize(image, size):
+    import tensorflow as tf
+
+    mean = tf.constant(IMAGENET_MEAN, tf.float32) * 255.0
+    std = tf.constant(IMAGENET_STD, tf.float32) * 255.0
+    image = (tf.cast(image, tf.float32) - mean) / std  # (S, S, 3)
+    return tf.ensure_shape(image, [size, size, 3])
 
 
 def _resize_shorter_side(image, target):
@@ -327,14 +364,6 @@ def _read_problem(path):
     return None
 
 
-def _decode(path):
-    """The pipeline's decoding, shared with the check so that both agree on every file."""
-    import tensorflow as tf
-
-    return tf.io.decode_image(tf.io.read_file(path), channels=3,
-                              expand_animations=False)  # (h, w, 3) uint8
-
-
 def _undecodable(paths):
     """The paths whose decoding fails (or gives no pixels), decoded in parallel by tf.data."""
     if not paths:
@@ -342,7 +371,7 @@ def _undecodable(paths):
     import tensorflow as tf
 
     def pixels(index, path):
-        return index, tf.reduce_prod(tf.shape(_decode(path))[:2])
+        return index, tf.reduce_prod(tf.shape(decode_image(tf.io.read_file(path)))[:2])
 
     ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), [str(p) for p in paths]))
     ds = ds.map(pixels, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)

@@ -32,7 +32,8 @@ class TrainingData:
         image_shape: (H, W, C) of the model's input.
         class_names: Names of the classes, index = label.
         eval_batches: ``eval_batches(split, batch_size)`` yields ``(images float32, labels int32)``
-            batches of a split: ``"test"``, ``"validation"``.
+            batches of a split: ``"test"``, ``"validation"``, or ``"train"`` (the training
+            examples in file order, preprocessed for evaluation: no augmentation).
         eval_splits: Splits that exist; the last one is the final evaluation's.
     """
 
@@ -43,6 +44,11 @@ class TrainingData:
     class_names: tuple
     eval_batches: typing.Callable
     eval_splits: tuple
+
+    @property
+    def final_split(self):
+        """The split a run's final evaluation is on (``test``; an image folder's ``validation``)."""
+        return self.eval_splits[-1] if self.eval_splits else "test"
 
 
 def load_training_data(config, image_shape=None, train_feed=True):
@@ -70,7 +76,7 @@ def load_training_data(config, image_shape=None, train_feed=True):
     if train_feed:
         feed = ArrayFeed(splits.train.images, splits.train.labels, config.batch_size,
                          seed=config.seed, shuffle=config.shuffle, augment=config.augment)
-    arrays = {"test": splits.test, "validation": splits.validation}
+    arrays = {"train": splits.train, "test": splits.test, "validation": splits.validation}
 
     def eval_batches(split, batch_size):
         data = arrays[split]
@@ -99,8 +105,9 @@ def _folder_data(config, image_shape, train_feed):
     feed = FolderFeed(folder, config.batch_size, config.seed) if train_feed else None
 
     def eval_batches(split, batch_size):
-        del split  # an image folder has one held-out split
-        for images, labels in folder.dataset("val", batch_size, training=False):
+        # an image folder has one held-out split; "train" is its training files
+        for images, labels in folder.dataset("train" if split == "train" else "val", batch_size,
+                                             training=False):
             yield images, labels
 
     splits_present = ("validation",) if folder.val_files else ()

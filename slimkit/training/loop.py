@@ -22,7 +22,6 @@ partial files removed, the lock released, the intact checkpoint named).
 
 import contextlib
 import dataclasses
-import inspect
 import json
 import math
 import os
@@ -30,6 +29,7 @@ import shutil
 import sys
 import time
 
+from slimkit.runs import build_model
 from slimkit.training.config import TrainConfig, check_keys
 
 
@@ -255,36 +255,6 @@ def _check_names(config):
     if config.dataset != FOLDER:
         from slimkit.data.registry import get_dataset_info
         get_dataset_info(config.dataset)
-
-
-def build_model(config, data):
-    """Builds ``config.model`` for ``data`` with the run's dropout and weight-decay settings.
-
-    ``keep_prob`` goes to the model's ``dropout_keep_prob`` (or ``keep_prob``) argument;
-    ``weight_decay`` to its arg scope (0 with ``adamw``, whose decay is the optimizer's).
-    """
-    from slimkit.models.registry import get_model, get_model_spec
-    from slimkit.training.optimizers import decoupled_weight_decay
-
-    spec = get_model_spec(config.model)
-    kwargs = dict(config.model_kwargs)
-    model_params = inspect.signature(spec.fn).parameters
-    if config.keep_prob is not None:
-        name = next((p for p in ("dropout_keep_prob", "keep_prob") if p in model_params), None)
-        if name is None:
-            raise ValueError(f"Invalid setting `keep_prob` for model `{config.model}`: it has no "
-                             "dropout. Expected keep_prob unset (None).")
-        kwargs[name] = config.keep_prob
-    decay = 0.0 if decoupled_weight_decay(config) else config.weight_decay
-    scope_params = inspect.signature(spec.arg_scope_fn).parameters if spec.arg_scope_fn else {}
-    if decay is not None and "weight_decay" in scope_params:
-        kwargs["weight_decay"] = decay
-    elif decay:
-        raise ValueError(f"Invalid setting `weight_decay` for model `{config.model}`: it has no "
-                         "weight regularizers. Expected weight_decay unset, or optimizer 'adamw' "
-                         "(decoupled decay).")
-    return get_model(config.model, num_classes=data.num_classes, input_shape=data.image_shape,
-                     **kwargs)
 
 
 class _Run:

@@ -30,7 +30,7 @@ def test_help_lists_every_subcommand_with_its_help(capsys, monkeypatch):
         "eval": "evaluate a checkpoint (or a logdir's latest) on a dataset split",
         "predict": "classify image files with a trained checkpoint (probabilities and answers)",
         "inspect": "look inside a model: tensor shapes, weights, biases, gradients, activations",
-        "export": "export a trained model as a SavedModel or Keras file",
+        "export": "export a trained model as a SavedModel, Keras or TFLite file",
         "models": "list the registered models with input shape, parameters and FLOPs",
         "datasets": "list the datasets, their sizes and where they would be read from",
         "board": "start TensorBoard on a logdir",
