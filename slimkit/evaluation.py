@@ -115,13 +115,18 @@ def evaluate_run(run, split=None, batch_size=500, writers=None):
     if split not in data.eval_splits:
         raise ValueError(f"Invalid value for argument `split`. Expected one of "
                          f"{', '.join(data.eval_splits)} for this dataset. Received split={split!r}.")
+    from slimkit.summaries.evaluation import GALLERY_SIZE, write_evaluation
+
     start = time.monotonic()
-    metrics = evaluate_model(run.model, data.eval_batches(split, batch_size), run.num_classes)
+    metrics = evaluate_model(run.model, data.eval_batches(split, batch_size), run.num_classes,
+                             keep_misclassified=GALLERY_SIZE if writers is not None else 0)
     metrics.update(split=split, global_step=run.global_step, checkpoint=run.checkpoint,
                    model=run.config.model, ema=run.ema, precision=run.precision,
                    class_names=list(run.class_names), seconds=round(time.monotonic() - start, 2))
-    if writers is not None:
-        _write_summaries(writers[f"eval_{split}"], metrics)
+    if writers is not None:  # as training writes its evaluations (gallery included)
+        write_evaluation(writers[f"eval_{split}"], run.global_step, metrics, run.class_names,
+                         about=f"the {split} split, {metrics['checkpoint']}")
+    metrics.pop("misclassified", None)  # (images: not for --json)
     return metrics
 
 
@@ -142,16 +147,3 @@ def _writers(run):
     from slimkit.summaries.writer import Writers
 
     return Writers(os.fspath(run.logdir))
-
-
-def _write_summaries(writer, metrics):
-    """The scalars and the confusion matrix at the checkpoint's step (a failure only warns)."""
-    from slimkit.summaries.images import confusion_matrix_image
-
-    step = metrics["global_step"]
-    scalars = {key: metrics[key] for key in ("accuracy", "loss", "top5_accuracy") if key in metrics}
-    writer.scalars(step, scalars)
-    writer.image("confusion_matrix", step,
-                 confusion_matrix_image(metrics["confusion_matrix"], metrics["class_names"]),
-                 description=f"{metrics['split']} split, rows: true class, columns: predicted "
-                             f"({metrics['checkpoint']})")

@@ -7,14 +7,17 @@ Every file or folder these commands produce goes through :func:`write_output` (e
 through one small function of its own that calls it), so that write faults are handled in one
 place: the output is written under a temporary name beside its destination and renamed into
 place only once complete, so a full disk never leaves half a PNG or half a SavedModel under the
-real name; and the fault (no space, read-only folder, permission denied, a file where a folder
-belongs) is one ``OSError`` naming the path and the fix, which the CLI prints as one line with
-exit code 2.
+real name; and the fault is one ``OSError`` naming the path, the cause and the fix, which the CLI
+prints as one line with exit code 2: no space, a file-size limit, permission denied or a read-only
+file system in :mod:`slimkit.writing`'s words (as for checkpoints), a file where a folder belongs
+in its own.
 """
 
 import os
 import pathlib
 import shutil
+
+from slimkit.writing import write_fault
 
 
 def write_output(path, write, option, errors=(OSError,)):
@@ -49,6 +52,10 @@ def write_output(path, write, option, errors=(OSError,)):
             os.replace(tmp, path)
     except errors as e:
         _remove(tmp)
+        fault = None if isinstance(e, (FileExistsError, NotADirectoryError)) else write_fault(
+            e, path, f"Nothing was written to {path}.", instead=f"choose another {option}")
+        if fault is not None:  # no space, file too large, permission, read-only: slimkit.writing
+            raise fault from None
         if isinstance(e, FileExistsError):  # mkdir: a file stands where a folder must go
             cause = f"{e.filename or path.parent} is a file, not a folder"
         else:
