@@ -11,7 +11,7 @@ SCALARS = ("accuracy", "loss", "top5_accuracy")
 GALLERY_SIZE = 24  # misclassified examples shown per evaluation
 
 
-def write_evaluation(writer, step, metrics, class_names, prefix="", about=None):
+def write_evaluation(writer, step, metrics, class_names, prefix="", about=None, pictures=True):
     """Writes ``metrics`` at ``step``: scalars, confusion matrix and gallery images.
 
     Args:
@@ -22,6 +22,7 @@ def write_evaluation(writer, step, metrics, class_names, prefix="", about=None):
         prefix: Prepended to every tag (e.g. ``"sample/"`` for a sample of the split).
         about: What was evaluated, as the summaries' description (e.g. "the first 1,000 test
             images").
+        pictures: Also the confusion matrix and the gallery (False: scalars only).
     """
     from slimkit.summaries.images import confusion_matrix_image, misclassified_gallery
 
@@ -30,6 +31,8 @@ def write_evaluation(writer, step, metrics, class_names, prefix="", about=None):
     descriptions = {f"{prefix}{k}": about for k in SCALARS} if about else None
     writer.scalars(step, {f"{prefix}{k}": metrics[k] for k in SCALARS if k in metrics},
                    descriptions)
+    if not pictures:
+        return
     writer.image(f"{prefix}confusion_matrix", step,
                  confusion_matrix_image(metrics["confusion_matrix"], class_names),
                  description=f"true class (rows) by predicted class (columns)"

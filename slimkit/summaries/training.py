@@ -137,7 +137,8 @@ class TrainingSummaries:
         if self.enabled and (split, step, prefix) not in self._written:
             self._written.add((split, step, prefix))
             self._safely(f"{split} evaluation", lambda: write_evaluation(
-                self.writers[split], step, metrics, self.run.data.class_names, prefix, about))
+                self.writers[split], step, metrics, self.run.data.class_names, prefix, about,
+                pictures=self.heavy))
             if self.heavy and not prefix:  # the HParams dashboard's results (run_info)
                 self.writers["."].scalars(step, hparam_metrics(split, metrics))
 

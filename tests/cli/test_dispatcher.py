@@ -105,14 +105,15 @@ def test_onednn_kernels_on_by_default_on_x86_64_and_the_users_choice_kept(preset
 def test_board_missing_logdir_is_one_clear_line(tmp_path, capsys):
     assert main(["board", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
-    assert err == (f"slimkit board: error: logdir '{tmp_path / 'nope'}' does not exist; expected the "
-                   "folder given to 'slimkit train --logdir'\n")
+    assert err == (f"slimkit board: error: Logdir '{tmp_path / 'nope'}' does not exist or is not a "
+                   "folder. Expected the folder given to `slimkit train --logdir` (or a parent "
+                   "folder of several).\n")
 
 
 def test_board_bad_port_is_one_clear_line(tmp_path, capsys):
     assert main(["board", str(tmp_path), "--port", "70000"]) == 2
-    assert capsys.readouterr().err == ("slimkit board: error: Invalid value for --port. Expected 1-65535. "
-                                       "Received port=70000.\n")
+    assert capsys.readouterr().err == ("slimkit board: error: Invalid value for `--port`. Expected an "
+                                       "integer in 1-65535. Received --port 70000.\n")
 
 
 def _free_port():

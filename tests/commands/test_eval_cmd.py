@@ -82,7 +82,8 @@ def test_eval_writes_tensorboard_at_the_checkpoints_step(softmax_run, tmp_path):
     metrics = evaluate(logdir / "ckpt-100")
     events = _events(logdir / "eval_test")
     assert {tag: step for tag, (step, _) in events.items()} == {
-        "accuracy": 100, "loss": 100, "top5_accuracy": 100, "confusion_matrix": 100}
+        "accuracy": 100, "loss": 100, "top5_accuracy": 100, "confusion_matrix": 100,
+        "misclassified": 100}
     assert float(events["accuracy"][1]) == pytest.approx(metrics["accuracy"])
     width, height, png = events["confusion_matrix"][1][:3]
     assert png[:4] == b"\x89PNG" and int(width) > 200 and int(height) > 200
