@@ -115,10 +115,11 @@ class TrainConfig:
     label_smoothing: float = _field(0.0, "label smoothing of the cross entropy")
     clip_gradient_norm: float = _field(0.0, "clip gradients by this global norm (0: no clipping)")
     ema_decay: typing.Optional[float] = _field(None, "moving_average_decay: keep EMA weights, used "
-                                                     "for evaluation")
+                                                     "for evaluation (0: none)")
     shuffle: bool = _field(True, "shuffle the training set every epoch")
     augment: typing.Optional[str] = _field(None, "training augmentation: 'shift' (MNIST-format "
-                                                 "data: random translation by up to 2 pixels)")
+                                                 "data: random translation by up to 2 pixels) or "
+                                                 "'none'")
     # --- fine-tuning
     checkpoint_path: typing.Optional[str] = _field(None, "warm-start from this checkpoint or Keras "
                                                          "weights file (if the logdir has none)")
@@ -168,6 +169,7 @@ class TrainConfig:
                                                           "TensorFlow's)")
     deterministic: bool = _field(True, "deterministic ops, so a resumed run matches an "
                                        "uninterrupted one")
+    jit_compile: bool = _field(False, "compile the train step with XLA")
 
     def __post_init__(self):
         _validate(self)
@@ -291,8 +293,10 @@ def _validate(config):
     _choice(c, "optimizer", OPTIMIZERS)
     _choice(c, "lr_schedule", SCHEDULES)
     _choice(c, "precision", PRECISIONS)
+    if c.augment == "none":  # (so that a flag can turn off a preset's augmentation)
+        c.augment = None
     if c.augment is not None:
-        _choice(c, "augment", AUGMENTATIONS)
+        _choice(c, "augment", AUGMENTATIONS + ("none",))
     _choice(c, "strategy", STRATEGIES)
     _choice(c, "summaries", SUMMARY_LEVELS)
     for name in ("batch_size", "steps_per_call", "log_every_n_steps", "keep", "eval_batch_size"):
@@ -323,8 +327,10 @@ def _validate(config):
         _bad("label_smoothing", "a number in [0, 1)", c.label_smoothing)
     if c.keep_prob is not None and not 0 < c.keep_prob <= 1:
         _bad("keep_prob", "a number in (0, 1]", c.keep_prob)
+    if c.ema_decay == 0:  # (so that a flag can turn off a preset's EMA)
+        c.ema_decay = None
     if c.ema_decay is not None and not 0 < c.ema_decay < 1:
-        _bad("ema_decay", "a number in (0, 1), e.g. 0.999", c.ema_decay)
+        _bad("ema_decay", "a number in (0, 1), e.g. 0.999 (0: none)", c.ema_decay)
     if c.lr_schedule == "piecewise":
         if len(c.lr_values) != len(c.lr_boundaries) + 1 or list(c.lr_boundaries) != sorted(
                 set(c.lr_boundaries)):

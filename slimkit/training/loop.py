@@ -290,7 +290,8 @@ class _Run:
             self.state = ckpt_lib.RunState(self.model)
         self.loss_fn = make_loss_fn(self.data.num_classes, config.label_smoothing)
         options = StepOptions(global_step=self.state.global_step, trainable_variables=self.variables,
-                              clip_gradient_norm=config.clip_gradient_norm, ema=self.ema)
+                              clip_gradient_norm=config.clip_gradient_norm, ema=self.ema,
+                              jit_compile=config.jit_compile)
         self.step_fn = (train_step_fn or make_train_step)(self.model, self.loss_fn, self.optimizer,
                                                           strategy, options)
         self.out_dir = worker_logdir(config.resolved_logdir(), strategy)
