@@ -26,6 +26,7 @@ _BUILTIN_MODULES = (
     "slimkit.models.lenet",
     "slimkit.models.alexnet",
     "slimkit.models.alexnet_paper",
+    "slimkit.models.speedrun",
 )
 
 _REGISTRY = {}  # name -> ModelSpec, filled by @register_model
