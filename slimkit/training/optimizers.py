@@ -55,11 +55,20 @@ def _handle(variable):
 
 
 class FusedAdam(_FusedAdamUpdate, keras.optimizers.Adam):
-    """Keras' Adam with TensorFlow's fused update kernel (see the module docstring)."""
+    """Keras' Adam with TensorFlow's fused update kernel (see the module docstring).
+
+    Named ``adam`` as Keras' own is (its scope in the Graphs dashboard, its variables' paths).
+    """
+
+    def __init__(self, *args, name="adam", **kwargs):
+        super().__init__(*args, name=name, **kwargs)
 
 
 class FusedAdamW(_FusedAdamUpdate, keras.optimizers.AdamW):
     """Keras' AdamW (decoupled weight decay, applied before the update) with the fused update."""
+
+    def __init__(self, *args, name="adamw", **kwargs):
+        super().__init__(*args, name=name, **kwargs)
 
 
 def make_optimizer(config, learning_rate):

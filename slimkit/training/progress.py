@@ -2,7 +2,7 @@
 
 On a terminal, one bar redrawn in place::
 
-    step  600/860 [=============>           ] 55.8%  loss 0.0712  acc 0.977  6,120 ex/s  ETA 0:00:24
+    step  600/860 [================>        ] 69.8%  loss 0.0712  acc 0.977  6,120 ex/s  ETA 0:00:24
 
 Otherwise (a log file, CI, a pipe), plain lines every ``log_every_n_steps``::
 

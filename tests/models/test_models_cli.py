@@ -75,7 +75,7 @@ def test_unknown_model_is_one_line_and_exit_2(capsys):
     err = capsys.readouterr().err
     assert err.strip() == ("slimkit models: error: Unknown model 'deep_mnst'. Did you mean "
                            "'deep_mnist'? Expected one of: alexnet, alexnet_paper, deep_mnist, "
-                           "lenet, softmax_regression (see `slimkit models`).")
+                           "lenet, mnist_speedrun, softmax_regression (see `slimkit models`).")
 
 
 def test_cli_module_does_not_import_tensorflow():
