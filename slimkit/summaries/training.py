@@ -196,8 +196,6 @@ class TrainingSummaries:
         self._curve(step)
 
     def _probe_summaries(self, step, images, histograms, pictures):
-        import tensorflow as tf
-
         from slimkit.summaries import images as pics
         from slimkit.summaries.variables import variable_tag
 
@@ -205,14 +203,10 @@ class TrainingSummaries:
         probe = self._get_probe()
         activations, gradients = probe() if probe is not None else ({}, {})
         if histograms:
-            with writer.at_step(step, "histograms") as on:
-                if on:
-                    for variable in model.trainable_variables:
-                        tf.summary.histogram(variable_tag(variable), variable)
-                    for name, value in activations.items():
-                        tf.summary.histogram(f"activations/{name}", value)
-                    for tag, gradient in gradients.items():
-                        tf.summary.histogram(f"gradients/{tag}", gradient)
+            values = {variable_tag(v): v for v in model.trainable_variables}
+            values.update((f"activations/{name}", v) for name, v in activations.items())
+            values.update((f"gradients/{tag}", g) for tag, g in gradients.items())
+            writer.histograms(step, values)
         if not pictures:
             return
         if images is not None:

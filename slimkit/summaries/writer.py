@@ -102,6 +102,13 @@ class SummaryWriter:
                 tf.summary.image(tag, batch, step=int(step), max_outputs=max_outputs,
                                  description=description)
 
+    def histograms(self, step, values, descriptions=None):
+        """Writes ``{tag: tensor}`` histograms at ``step`` (see :func:`histogram`)."""
+        with self.at_step(step, "histograms") as on:
+            if on:
+                for tag, value in values.items():
+                    histogram(tag, value, description=(descriptions or {}).get(tag))
+
     def text(self, tag, step, markdown):
         """Writes a Markdown text summary."""
         import tensorflow as tf
@@ -114,6 +121,44 @@ class SummaryWriter:
         if self._writer is not None:
             with self.guard("summaries"):
                 self._writer.close()
+
+
+def histogram(tag, data, buckets=30, description=None):
+    """``tf.summary.histogram`` (the same 30 buckets, the same event) without its memory.
+
+    TensorBoard's own bins each value through a ``one_hot`` of float64: 240 bytes per value, 770
+    MB for Deep MNIST's 3.2M-weight fc1 kernel, which doubled a run's peak memory. Here a value
+    costs its float64 copy and a bucket index (``bincount``). Non-finite values are left out.
+    Call it inside a ``tf.summary`` writer's ``as_default(step=...)``.
+
+    Returns:
+        The ``[buckets, 3]`` tensor written: left edge, right edge, count.
+    """
+    import tensorflow as tf
+    from tensorboard.plugins.histogram import metadata
+
+    data = tf.reshape(tf.cast(tf.convert_to_tensor(data), tf.float64), [-1])
+    data = tf.boolean_mask(data, tf.math.is_finite(data))
+    n = int(tf.size(data))
+    if n == 0:
+        table = tf.zeros((buckets, 3), tf.float64)
+    else:
+        low, high = tf.reduce_min(data), tf.reduce_max(data)
+        if float(low) == float(high):  # (as TensorBoard: every edge the value, all in the last)
+            edges = tf.fill([buckets], low)
+            counts = tf.tensor_scatter_nd_update(tf.zeros([buckets], tf.float64),
+                                                 [[buckets - 1]], [float(n)])
+            table = tf.stack([edges, edges, counts], axis=1)
+        else:
+            index = tf.cast(tf.floor((data - low) / ((high - low) / buckets)), tf.int32)
+            index = tf.clip_by_value(index, 0, buckets - 1)
+            counts = tf.math.bincount(index, minlength=buckets, maxlength=buckets,
+                                      dtype=tf.float64)
+            edges = tf.linspace(low, high, buckets + 1)
+            table = tf.stack([edges[:-1], edges[1:], counts], axis=1)
+    tf.summary.write(tag, table, metadata=metadata.create_summary_metadata(
+        display_name=None, description=description))
+    return table
 
 
 class Writers:
