@@ -143,3 +143,20 @@ def md_table(headers, rows):
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def make_folder(root, classes=3, per_class=40, size=(256, 320)):
+    """A small image folder of coloured noise (class = dominant channel), as JPEG files
+    (``compare.py`` and ``summaries_cost.py`` train AlexNet on it)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in range(classes):
+        folder = os.path.join(root, f"class{label}")
+        os.makedirs(folder, exist_ok=True)
+        for i in range(per_class):
+            image = rng.integers(0, 90, size + (3,), dtype=np.uint8)
+            image[..., label % 3] += 120
+            Image.fromarray(image).save(os.path.join(folder, f"{i}.jpg"), quality=90)
+    return root

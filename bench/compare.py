@@ -128,21 +128,6 @@ def keras_record(precision, epochs):
     return record
 
 
-def make_folder(root, classes=3, per_class=100, size=(256, 320)):
-    from PIL import Image
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    for label in range(classes):
-        folder = os.path.join(root, f"class{label}")
-        os.makedirs(folder, exist_ok=True)
-        for i in range(per_class):
-            image = rng.integers(0, 90, size + (3,), dtype=np.uint8)
-            image[..., label % 3] += 120
-            Image.fromarray(image).save(os.path.join(folder, f"{i}.jpg"), quality=90)
-    return root
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few steps: plumbing check only")
@@ -165,15 +150,16 @@ def main():
         out["records"].append(record)
         print(json.dumps(record), flush=True)
 
-    # Keras' faster precision on this machine: one epoch of each.
-    keras_precision = "bf16"
+    # Keras' faster precision on this machine: one epoch of each; without that probe, bf16 only
+    # with AMX (as slimkit's precision auto; on AVX-512 or AVX2 alone bf16 is the slower one).
+    keras_precision = "bf16" if "amx_bf16" in _cpu_flags() else "fp32"
     if "keras" in parts or "loop" in parts:
         probes = {p: keras_record(p, 1) for p in ("bf16", "fp32")}
         for record in probes.values():
             record["what"] = "keras precision probe"
             log(record)
         speeds = {p: r["epochs"][0]["img_per_s"] for p, r in probes.items() if r["epochs"]}
-        keras_precision = max(speeds, key=speeds.get) if speeds else "bf16"
+        keras_precision = max(speeds, key=speeds.get) if speeds else keras_precision
         out["keras_precision"] = keras_precision
 
     # deep-mnist-fast / speedrun seeds, interleaved with the Keras runs.
@@ -208,7 +194,7 @@ def main():
                                "--validation-size", "0"], None, "loop (Keras' settings)"))
 
     if "alexnet" in parts:
-        folder = make_folder(tempfile.mkdtemp(prefix="slimkit_compare_folder_"),
+        folder = common.make_folder(tempfile.mkdtemp(prefix="slimkit_compare_folder_"),
                              per_class=20 if quick else 100)
         steps = 4 if quick else args.alexnet_steps
         try:
@@ -231,6 +217,15 @@ def main():
     name = args.name + ("_quick" if quick else "")
     common.write_results(name, out, markdown(out))
     print(markdown(out))
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].split() for line in f
+                         if line.startswith("flags")), [])
+    except OSError:
+        return []
 
 
 def _script(script, *args):

@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -39,23 +38,9 @@ LEVELS = ("none", "default", "full")
 MODELS = {
     "deep_mnist": (["--preset", "deep-mnist-fast", "--steps", "1000"], 20),
     "alexnet": (["--preset", "alexnet-folder", "--steps", "30", "--batch-size", "32",
-                 "--save-summaries-steps", "10", "--log-every-n-steps", "10"], 4),
+                 "--save-summaries-steps", "10", "--log-every-n-steps", "10",
+                 "--warmup-steps", "2"], 4),
 }
-
-
-def make_folder(root, classes=3, per_class=40, size=(256, 320)):
-    """A small image folder of coloured noise (class = dominant channel), as JPEG files."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for label in range(classes):
-        folder = os.path.join(root, f"class{label}")
-        os.makedirs(folder, exist_ok=True)
-        for i in range(per_class):
-            image = rng.integers(0, 90, size + (3,), dtype=np.uint8)
-            image[..., label % 3] += 120
-            Image.fromarray(image).save(os.path.join(folder, f"{i}.jpg"), quality=90)
-    return root
 
 
 def run_once(model, level, quick, folder):
@@ -97,7 +82,7 @@ def main():
     args = parser.parse_args()
     common.data_root()
     models, levels = args.models.split(","), args.levels.split(",")
-    folder = make_folder(tempfile.mkdtemp(prefix="slimkit_sumcost_folder_")) \
+    folder = common.make_folder(tempfile.mkdtemp(prefix="slimkit_sumcost_folder_")) \
         if "alexnet" in models else None
     records = []
     try:
@@ -136,7 +121,8 @@ def markdown(p):
                 b_speed = common.median([r["examples_per_sec"] for r in base])
                 b_wall = common.median([r["wall_s"] for r in base])
                 cost = f"{train / b_train - 1:+.1%}"
-                speed_cost = f"{1 - speed / b_speed:+.1%}"
+                # (a --quick run is too short for a steady-state examples/s: 0)
+                speed_cost = f"{1 - speed / b_speed:+.1%}" if b_speed else "n/a"
                 wall_cost = f"{wall / b_wall - 1:+.1%}"
             else:
                 cost = speed_cost = wall_cost = "n/a"
