@@ -18,7 +18,9 @@ throughput against none.
 deep_mnist: deep-mnist-fast for 1,000 steps (about 2.3 epochs), with the default schedule: heavy
 summaries at the first summary point (step 100), every 120 s and at the end, one profiler trace.
 AlexNet: alexnet-folder (224x224, batch 32) for 30 steps on a generated folder of 3 classes x 40
-JPEGs, summaries every 10 steps (heavy at step 10 and at the end).
+JPEGs, summaries every 10 steps (heavy at step 10 and at the end), learning rate 1e-3 (the
+preset's 0.01 after 2 warm-up steps diverged in bfloat16 on the AMX Xeon: its warm-up is 500).
+``--add --models alexnet`` re-runs one model and keeps the other's records from the results file.
 Results: ``bench/results/summaries_cost.{json,md}`` with the machine.
 """
 
@@ -39,7 +41,7 @@ MODELS = {
     "deep_mnist": (["--preset", "deep-mnist-fast", "--steps", "1000"], 20),
     "alexnet": (["--preset", "alexnet-folder", "--steps", "30", "--batch-size", "32",
                  "--save-summaries-steps", "10", "--log-every-n-steps", "10",
-                 "--warmup-steps", "2"], 4),
+                 "--warmup-steps", "2", "--learning-rate", "0.001"], 4),
 }
 
 
@@ -79,6 +81,8 @@ def main():
     parser.add_argument("--models", default="deep_mnist,alexnet")
     parser.add_argument("--levels", default=",".join(LEVELS))
     parser.add_argument("--max-wait", type=float, default=600)
+    parser.add_argument("--add", action="store_true",
+                        help="keep the other models' records of the results file (same machine)")
     args = parser.parse_args()
     common.data_root()
     models, levels = args.models.split(","), args.levels.split(",")
@@ -102,8 +106,24 @@ def main():
     payload = {"benchmark": "summaries_cost", "machine": common.machine(), "waited_s": waited,
                "records": records}
     name = "summaries_cost" + ("_quick" if args.quick else "")
+    if args.add:
+        payload = _added(name, payload, models)
     common.write_results(name, payload, markdown(payload))
     print(markdown(payload))
+
+
+def _added(name, payload, models):
+    """``payload`` with the records of other models kept from the results file ``name``."""
+    path = common.RESULTS_DIR / f"{name}.json"
+    with open(path) as f:
+        earlier = json.load(f)
+    if earlier["machine"].get("cpu_flags") != payload["machine"].get("cpu_flags") or \
+            earlier["machine"].get("cpu") != payload["machine"].get("cpu"):
+        sys.exit(f"--add: {path} was measured on another machine; run all models again")
+    kept = [r for r in earlier["records"] if r["model"] not in models]
+    for r in kept:
+        r.setdefault("measured_at", earlier["machine"].get("date"))
+    return {**payload, "records": kept + payload["records"]}
 
 
 def markdown(p):
@@ -131,11 +151,14 @@ def markdown(p):
                          f"{common.median([r['summary_mb'] for r in runs]):.1f}",
                          f"{max(r['others_cpu_share'] for r in runs):.0%}"])
     failed = [r for r in p["records"] if r["returncode"] != 0]
+    kept = {r["model"]: r["measured_at"] for r in p["records"] if r.get("measured_at")}
     return "\n".join([
         "# Cost of TensorBoard instrumentation (`--summaries`)",
         "",
         f"Machine: {common.machine_line(p['machine'])}.",
         "",
+        *[f"{m}: measured earlier on this machine, run finished {when} (kept by `--add`).\n"
+          for m, when in kept.items()],
         "Medians over rounds (levels interleaved, order rotated). `train s` = the training loop "
         "(steps, summaries, heavy-summary points, the profiler trace, checkpoints); `cost` = "
         "train s against `none`; `ex/s` = steady-state examples/s (first 3 calls excluded) and "
