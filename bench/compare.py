@@ -205,7 +205,9 @@ def main():
                 log(slimkit_train(["--preset", "alexnet-folder", "--data-dir", folder,
                                    "--steps", str(steps), "--batch-size", "32", "--summaries",
                                    "none", "--steps-per-call", "2", "--save-every-n-secs", "0",
-                                   "--no-keep-best", "--warmup-steps", "2"], None,
+                                   "--no-keep-best", "--warmup-steps", "2",
+                                   # (0.01 after 2 warm-up steps diverges in bf16 on AMX)
+                                   "--learning-rate", "0.001"], None,
                                   "alexnet loop"))
                 flags = ["--bf16"] if keras_precision == "bf16" else []
                 record, lines = _script("keras_alexnet.py", folder, steps, 32, *flags)
