@@ -124,11 +124,23 @@ def machine():
     return machine_info()
 
 
-def write_results(name, payload, markdown):
-    """Writes ``bench/results/<name>.json`` and ``.md``; returns their paths."""
+NOTES_MARKER = "<!-- notes -->"
+
+
+def write_results(name, payload, markdown, keep_notes=False):
+    """Writes ``bench/results/<name>.json`` and ``.md``; returns their paths.
+
+    With ``keep_notes``, the hand-written conclusions below the line ``<!-- notes -->`` of an
+    existing ``.md`` survive the rewrite (the marker is written either way).
+    """
     RESULTS_DIR.mkdir(exist_ok=True)
     json_path, md_path = RESULTS_DIR / f"{name}.json", RESULTS_DIR / f"{name}.md"
     json_path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    if keep_notes:
+        notes = ""
+        if md_path.exists() and NOTES_MARKER in md_path.read_text():
+            notes = md_path.read_text().split(NOTES_MARKER, 1)[1]
+        markdown = markdown.rstrip() + "\n\n" + NOTES_MARKER + notes
     md_path.write_text(markdown.rstrip() + "\n")
     return json_path, md_path
 

@@ -25,7 +25,8 @@ both sides:
   Keras ``fit`` of the same model and pipeline (``keras_alexnet.py``), batch 32, 224x224.
 
 Writes ``bench/results/<name>.{json,md}`` with the machine, the ratios and the targets, met or
-not. Peak RSS is each process's own (``os.wait4``).
+not. Peak RSS is each process's own (``os.wait4``). What limits a missed target (from
+``bench/profile_step.py``) is written by hand below ``<!-- notes -->`` in the .md; a rerun keeps it.
 """
 
 import argparse
@@ -217,7 +218,7 @@ def main():
             shutil.rmtree(folder, ignore_errors=True)
 
     name = args.name + ("_quick" if quick else "")
-    common.write_results(name, out, markdown(out))
+    common.write_results(name, out, markdown(out), keep_notes=True)
     print(markdown(out))
 
 

@@ -46,6 +46,7 @@ VARIANTS = {
     "fast-b256": ("deep-mnist-fast", {"batch_size": 256}),
     "fast-4ep-b256": ("deep-mnist-fast", {"epochs": 4, "batch_size": 256}),
     "fast-b256-6ep": ("deep-mnist-fast", {"batch_size": 256, "epochs": 6}),
+    "fast-b256-5ep": ("deep-mnist-fast", {"batch_size": 256, "epochs": 5}),
     "fast-b256-lr4e-3": ("deep-mnist-fast", {"batch_size": 256, "learning_rate": 4e-3}),
     "fast-fp32": ("deep-mnist-fast", {"precision": "fp32"}),
     "fast-nodet": ("deep-mnist-fast", {"deterministic": False}),
@@ -54,7 +55,6 @@ VARIANTS = {
     "fast-b256-6ep-onednn-off": ("deep-mnist-fast", {"batch_size": 256, "epochs": 6}, ONEDNN_OFF),
 }
 QUICK_STEPS = {"mnist-softmax-tutorial": 50, "deep-mnist-fast": 20, "deep-mnist-tutorial": 20}
-NOTES_MARKER = "<!-- notes -->"
 
 
 def _flags(overrides):
@@ -182,12 +182,8 @@ def main():
 
 
 def save(name, payload):
-    """Writes the .json and the .md, keeping the .md's notes (below NOTES_MARKER)."""
-    notes = ""
-    md_path = common.RESULTS_DIR / f"{name}.md"
-    if md_path.exists() and NOTES_MARKER in md_path.read_text():
-        notes = md_path.read_text().split(NOTES_MARKER, 1)[1]
-    common.write_results(name, payload, markdown(payload) + "\n\n" + NOTES_MARKER + notes)
+    """Writes the .json and the .md, keeping the .md's notes (below ``<!-- notes -->``)."""
+    common.write_results(name, payload, markdown(payload), keep_notes=True)
 
 
 def markdown(p):
