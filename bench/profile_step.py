@@ -163,7 +163,7 @@ def main():
     parser.add_argument("--name", default="profile_step", help="results file name (per machine)")
     args = parser.parse_args()
     common.data_root()
-    load, waited = (os.getloadavg()[0], 0) if args.quick else common.wait_for_quiet(args.max_wait)
+    _, waited = (os.getloadavg()[0], 0) if args.quick else common.wait_for_quiet(args.max_wait)
 
     from slimkit.training import runtime as rt
     from slimkit.training.config import TrainConfig
