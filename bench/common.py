@@ -137,9 +137,8 @@ def write_results(name, payload, markdown, keep_notes=False):
     json_path, md_path = RESULTS_DIR / f"{name}.json", RESULTS_DIR / f"{name}.md"
     json_path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
     if keep_notes:
-        notes = ""
-        if md_path.exists() and NOTES_MARKER in md_path.read_text():
-            notes = md_path.read_text().split(NOTES_MARKER, 1)[1]
+        old = md_path.read_text() if md_path.exists() else ""
+        notes = old.split(NOTES_MARKER, 1)[1] if NOTES_MARKER in old else ""
         markdown = markdown.rstrip() + "\n\n" + NOTES_MARKER + notes
     md_path.write_text(markdown.rstrip() + "\n")
     return json_path, md_path
