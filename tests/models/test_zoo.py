@@ -11,9 +11,9 @@ from slimkit.models import registry
 
 # name -> (default num_classes, parameters at that num_classes, end points {name: shape w/o batch}).
 EXPECTED = {
-    # conv1 832 + conv2 18,496 + fc3 1,180,160 + logits 5,130
-    "mnist_speedrun": (10, 1_204_618, {
-        "crop": (24, 24, 1), "conv1": (24, 24, 32), "pool1": (12, 12, 32), "conv2": (12, 12, 64),
+    # conv1 416 + conv2 9,280 + fc3 1,180,160 + logits 5,130
+    "mnist_speedrun": (10, 1_194_986, {
+        "crop": (24, 24, 1), "conv1": (24, 24, 16), "pool1": (12, 12, 16), "conv2": (12, 12, 64),
         "pool2": (6, 6, 64), "flatten": (2304,), "fc3": (512,), "logits": (10,)}),
     "softmax_regression": (10, 7_850, {"flatten": (784,), "logits": (10,)}),
     "deep_mnist": (10, 3_274_634, {
