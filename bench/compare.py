@@ -2,13 +2,14 @@
 
     SLIMKIT_DATA_DIR=/work/shared/data python bench/compare.py [--quick] [--seeds 5]
         [--parts fast,speedrun,keras,tutorial,loop,alexnet] [--name compare]
+    python bench/compare.py --render --name compare   # the .md again from the .json
 
 Every measurement is a whole process, the command its user types, and the parts interleave
 (slimkit's seeds alternate with the Keras runs) so that a slow phase of this shared machine hits
 both sides:
 
 - ``fast``: ``slimkit train --preset deep-mnist-fast --seed S`` for S = 0..seeds-1: test accuracy
-  (mean, min), wall time of the whole process (import, data, compile, checkpoints, TensorBoard
+  (mean, min; one row per precision if the runs differ in it), wall time of the whole process (import, data, compile, checkpoints, TensorBoard
   summaries, final evaluation), peak RSS.
 - ``speedrun``: the same for ``--preset mnist-speedrun``.
 - ``keras``: the peer ``keras_deep_mnist.py`` (Adam 1e-3, batch 128, plain ``model.fit``) in the
@@ -138,7 +139,14 @@ def main():
     parser.add_argument("--alexnet-steps", type=int, default=20)
     parser.add_argument("--max-wait", type=float, default=600)
     parser.add_argument("--name", default="compare")
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite <name>.md from <name>.json (notes kept); runs nothing")
     args = parser.parse_args()
+    if args.render:
+        with open(common.RESULTS_DIR / f"{args.name}.json") as f:
+            out = json.load(f)
+        common.write_results(args.name, out, markdown(out), keep_notes=True)
+        return
     common.data_root()
     parts = set(args.parts.split(","))
     quick = args.quick
@@ -262,29 +270,33 @@ def markdown(p):
     keras = by("keras fit")
     keras_to_target = _median([r.get("train_s_to_target") for r in keras])
     rows, targets = [], []
+    groups = []  # (label, runs): one per preset, or per preset and precision where they differ
     for preset in ("deep-mnist-fast", "mnist-speedrun"):
-        runs = by(preset)
-        if not runs:
-            continue
+        precisions = sorted({r.get("precision") for r in by(preset)}, key=str)
+        groups += [(preset if len(precisions) == 1 else f"{preset} ({precision} runs)",
+                    [r for r in by(preset) if r.get("precision") == precision])
+                   for precision in precisions]
+    for label, runs in groups:
+        preset = label.split()[0]
         accs = [r["test_accuracy"] for r in runs]
         wall = _median([r["wall_s"] for r in runs])
         ratio = keras_to_target / wall if keras_to_target and wall else None
-        rows.append([preset, len(runs), f"{statistics.mean(accs):.4f}",
+        rows.append([label, len(runs), f"{statistics.mean(accs):.4f}",
                      f"{min(accs):.4f}-{max(accs):.4f}", _fmt(wall, ".1f"),
                      _fmt(ratio, ".2f") + ("x" if ratio else ""),
                      _fmt(_median([r["peak_rss_mb"] for r in runs])),
                      runs[0].get("precision"), f"{max(r['others_cpu_share'] for r in runs):.0%}"])
         mean_ok = statistics.mean(accs) >= TARGET_ACCURACY and min(accs) >= 0.991
         if preset == "deep-mnist-fast":
-            targets.append(("2. deep-mnist-fast: mean >= 0.992, every seed >= 0.991, >= 2x Keras "
+            targets.append((f"2. {label}: mean >= 0.992, every seed >= 0.991, >= 2x Keras "
                             "fit's time to 0.992", mean_ok and bool(ratio and ratio >= 2),
                             f"mean {statistics.mean(accs):.4f}, min {min(accs):.4f}, "
                             f"{_fmt(ratio, '.2f')}x Keras"))
             rss = _median([r["peak_rss_mb"] for r in runs])
-            targets.append(("7. peak RSS of deep-mnist-fast <= 1.5 GB", bool(rss and rss <= 1536),
+            targets.append((f"7. peak RSS of {label} <= 1.5 GB", bool(rss and rss <= 1536),
                             f"{_fmt(rss)} MB"))
         else:
-            targets.append(("3. mnist-speedrun: mean >= 0.992 in <= 30 s wall",
+            targets.append((f"3. {label}: mean >= 0.992 in <= 30 s wall",
                             statistics.mean(accs) >= TARGET_ACCURACY and bool(wall and wall <= 30),
                             f"mean {statistics.mean(accs):.4f}, {_fmt(wall, '.1f')} s"))
     lines += ["## Time to accuracy (targets 2, 3, 7)", "",
