@@ -110,7 +110,7 @@ def profile(preset, splits, info, calls, rounds, quick):
     from slimkit.training.runtime import choose_precision, configure_determinism, op_determinism
 
     config = TrainConfig.from_sources(preset, overrides={"logdir": "/tmp/unused"})
-    precision = choose_precision(config.precision, config.model)[0]  # as slimkit.train resolves it
+    precision = choose_precision(config.precision, config.model, config)[0]  # as slimkit.train does
     spc = config.steps_per_call
     steps = (1 if quick else calls) * spc
     variants = {}

@@ -161,8 +161,9 @@ class TrainConfig:
     startup_delay_steps: int = _field(0, "Slim's startup delay of non-chief workers; must be 0 "
                                          "with synchronous multi-worker training")
     # --- runtime
-    precision: str = _field("auto", "fp32, bf16 (mixed bfloat16) or auto (bf16 where the hardware "
-                                    "has it and the model keeps its accuracy)")
+    precision: str = _field("auto", "fp32, bf16 (mixed bfloat16) or auto (bf16 where it is faster "
+                                    "here, by the hardware or a measurement cached per machine, "
+                                    "and the model keeps its accuracy)")
     strategy: str = _field("auto", "distribution: auto, one-device, mirrored, multi-worker")
     intra_op_threads: typing.Optional[int] = _field(None, "threads inside one op (default: cores)")
     inter_op_threads: typing.Optional[int] = _field(None, "ops run in parallel (default: "

@@ -84,7 +84,7 @@ def train(config, train_step_fn=None, log_stream=None):
     from slimkit.training.checks import check_training_settings
 
     check_training_settings(config)
-    runtime = _setup_runtime(config)  # threads and strategy: before TensorFlow starts
+    runtime = _setup_runtime(config, log_stream or sys.stdout)  # before TensorFlow starts
     from slimkit.models.registry import get_model_spec
     from slimkit.training.checks import check_loaded_data, refuse_together
     from slimkit.training.data import load_training_data
@@ -220,19 +220,39 @@ def _final_evaluation(run, step, progress):
 
 
 # ---------------------------------------------------------------------------- set-up
-def _setup_runtime(config):
-    """Process-level set-up, in the order TensorFlow needs: threads, strategy, seeds, precision."""
+def _setup_runtime(config, stream):
+    """Process-level set-up, in the order TensorFlow needs: threads, strategy, precision, seeds."""
     from slimkit.training import runtime as rt
     from slimkit.training.checks import check_startup_delay
-    from slimkit.training.distribute import (check_global_batch, is_chief, lost_workers_reported,
-                                             make_strategy, num_workers, same_on_all_workers)
+    from slimkit.training.distribute import (check_global_batch, chief_decides, is_chief,
+                                             lost_workers_reported, make_strategy, num_workers,
+                                             same_on_all_workers)
 
     threads = rt.configure_threads(config.intra_op_threads, config.inter_op_threads)
     strategy = make_strategy(config.strategy)
+    chief, workers = is_chief(strategy), num_workers(strategy)
+
+    def measuring():
+        if chief:
+            stream.write(f"precision auto: timing a {config.model} step in bfloat16 and in float32 "
+                         "on this CPU (once per machine and recipe)...\n")
+            stream.flush()
+
+    # The precision before the seeds: where it is measured (precision_probe), the probe's models
+    # draw random numbers, and the run's weights must not depend on whether it was cached.
+    precision, reason = rt.choose_precision(config.precision, config.model, config,
+                                            replicas=strategy.num_replicas_in_sync,
+                                            on_measure=measuring)
     rt.configure_determinism(config.seed)
-    precision, reason = rt.choose_precision(config.precision, config.model)
-    settings = {**config.to_dict(), "data_dir": None, "precision": precision}  # data may move
     with lost_workers_reported(strategy, config.resolved_logdir()):
+        if workers > 1 and config.precision == "auto":  # the same on every worker: collective
+            # Measured choices: two workers' timings may fall on either side of the threshold,
+            # so a measuring worker takes the chief's choice (a worker whose hardware decides
+            # keeps its own; if that differs, the check below refuses the run).
+            chiefs = "bf16" if chief_decides(strategy, precision == "bf16") else "fp32"
+            if chiefs != precision and rt.fast_bf16_hardware()[0] is None:
+                precision, reason = chiefs, f"{reason}; the chief's choice decides: {chiefs}"
+        settings = {**config.to_dict(), "data_dir": None, "precision": precision}  # data may move
         same = same_on_all_workers(strategy, json.dumps(settings, sort_keys=True, default=str))
     if not same:
         raise ValueError("The workers of this multi-worker run have different settings (or "
@@ -242,8 +262,8 @@ def _setup_runtime(config):
     # Checks that need the strategy come after the agreement above, so that every worker of a
     # multi-worker run refuses the same settings together (instead of one waiting for the other).
     check_global_batch(strategy, config.batch_size)  # before data and model are built
-    check_startup_delay(config, num_workers(strategy))  # a no-op on one worker, as in TF-Slim
-    return {"strategy": strategy, "chief": is_chief(strategy), "threads": threads,
+    check_startup_delay(config, workers)  # a no-op on one worker, as in TF-Slim
+    return {"strategy": strategy, "chief": chief, "threads": threads,
             "precision": precision, "precision_reason": reason}
 
 

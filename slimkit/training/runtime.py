@@ -6,9 +6,11 @@ the same process keeps the first run's thread counts (TensorFlow cannot change t
 says so.
 
 Precision ``auto`` picks mixed bfloat16 where the hardware computes it fast (a CPU with AMX, or a
-GPU of compute capability >= 8.0; not AVX512_BF16 alone) and the model keeps its accuracy in it;
-the choice and its reason are printed, and the resolved value is what the logdir's
-``config.json`` records.
+GPU of compute capability >= 8.0) and the model keeps its accuracy in it. On a CPU with
+AVX512_BF16 but no AMX the hardware does not say (a Xeon computed bfloat16 1.4x slower than
+float32, an AMD EPYC faster), so a short measurement of the run's own step decides, cached per
+machine (:mod:`slimkit.training.precision_probe`). The choice and its reason are printed, and the
+resolved value is what the logdir's ``config.json`` records.
 """
 
 import contextlib
@@ -89,12 +91,15 @@ def cpu_flags():
 
 
 def fast_bf16_hardware():
-    """``(True, why)`` if this machine computes bfloat16 fast, else ``(False, why)``.
+    """``(True, why)`` if this machine computes bfloat16 fast, ``(False, why)`` if not, and
+    ``(None, why)`` where only a measurement can tell.
 
     Fast means matrix units for bfloat16: AMX on a Xeon, tensor cores on a GPU of compute capability
-    8.0 or more. AVX512_BF16 alone is not enough: on a 2-core Xeon with AVX512_BF16 but no AMX,
+    8.0 or more. AVX512_BF16 alone may go either way: on a 2-core Xeon with AVX512_BF16 but no AMX,
     mixed bfloat16 trained Deep MNIST 1.4x *slower* than float32 (slimkit and Keras alike: each
-    layer's casts cost more than the dot products save).
+    layer's casts cost more than the dot products save); on a 2-core AMD EPYC with AVX-512 and
+    AVX512_BF16, slimkit's and Keras' Deep MNIST trained 1.5-1.6x *faster* in bfloat16
+    (``bench/results/compare_avx512.md``).
     """
     for gpu in tf.config.list_physical_devices("GPU"):
         capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
@@ -106,13 +111,22 @@ def fast_bf16_hardware():
     if "amx_bf16" in flags:
         return True, "the CPU has AMX (amx_bf16)"
     if "avx512_bf16" in flags:
-        return False, ("the CPU has AVX512_BF16 but no AMX: bfloat16 is slower than float32 there "
-                       "(1.4x, measured)")
+        return None, "the CPU has AVX512_BF16 but no AMX"
     return False, "the CPU has no AMX (and no AVX512_BF16)"
 
 
-def choose_precision(precision, model_name):
+def choose_precision(precision, model_name, config=None, replicas=1, on_measure=None):
     """Resolves ``fp32|bf16|auto`` to ``(fp32|bf16, reason)``.
+
+    Args:
+        precision: ``fp32``, ``bf16`` or ``auto``.
+        model_name: The model (some stay in float32 under ``auto``: ``BF16_EXCLUDED_MODELS``).
+        config: The run's TrainConfig, for the measurement where the hardware does not decide
+            (see :func:`fast_bf16_hardware`); without it, float32 there.
+        replicas: Replicas of the run's strategy: the measured step is one replica's share of
+            ``config.batch_size``.
+        on_measure: Called before a measurement is taken (not when it is cached), e.g. to say
+            that the run is timing its step.
 
     Example:
         >>> choose_precision("fp32", "lenet")
@@ -121,10 +135,16 @@ def choose_precision(precision, model_name):
     if precision != "auto":
         return precision, "asked for"
     fast, why = fast_bf16_hardware()
-    if not fast:
+    if fast is False:
         return "fp32", f"auto: {why}"
     if model_name in BF16_EXCLUDED_MODELS:
         return "fp32", f"auto: {model_name} stays in float32 ({BF16_EXCLUDED_MODELS[model_name]})"
+    if fast is None:
+        if config is None:
+            return "fp32", f"auto: {why}, and no run to measure"
+        from slimkit.training.precision_probe import cached_choice
+        choice, measured = cached_choice(config, replicas=replicas, on_measure=on_measure)
+        return choice, f"auto: {why}; {measured}"
     return "bf16", f"auto: {why}"
 
 
