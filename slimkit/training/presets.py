@@ -29,8 +29,9 @@ PRESETS = {
     # at batch 256 (1,075 steps), one checkpoint at the end (by time: every 10 min; each is 52 MB).
     # Measured over 5 seeds (bench/results/compare*.md, time_to_accuracy_avx2.md): 4 epochs had no
     # margin (AMX Xeon, bf16: mean 0.9922, min 0.9911; AVX2 EPYC, fp32: mean 0.9919, min 0.9908);
-    # 5 epochs on the EPYC 0.9923-0.9933 in ~219 s wall, 2.0x Keras fit's 446 s to 0.992 there;
-    # 3 epochs missed (mean of 3 seeds 0.9917).
+    # 5 epochs: 0.9923-0.9933 on AVX2 EPYCs (219.6 s wall, 2.03x Keras there; on a slower host,
+    # interleaved with Keras, 240-271 s, 1.87x), 0.9916-0.9932 on an AVX-512 EPYC in bf16 (104 s,
+    # 1.24x); 3 epochs missed (mean of 3 seeds 0.9917).
     "deep-mnist-fast": dict(
         model="deep_mnist", dataset="mnist", optimizer="adam", learning_rate=3e-3,
         lr_schedule="one-cycle", batch_size=256, epochs=5.0, keep_prob=0.5, augment="shift",
@@ -38,8 +39,9 @@ PRESETS = {
     # The speed run: slimkit's mnist_speedrun net (models/speedrun.py), Adam one-cycle to 8e-3,
     # batch 256, 2 epochs of all 60,000 training images (no validation split: the test split is
     # the measure), label smoothing 0.1, EMA 0.99; scalar summaries only and one checkpoint at the
-    # end (by time: every 10 min). Measured on a 2-core AMD EPYC with AVX-512, fp32, seeds 1-5:
-    # 0.9922-0.9939, mean 0.9928, ~24 s wall (bench/results/compare*.md has the side-by-side runs).
+    # end (by time: every 10 min). Tuned on a 2-core AMD EPYC with AVX-512, fp32, seeds 1-5:
+    # 0.9922-0.9939, mean 0.9928, ~24 s wall; side by side (bench/results/compare_avx512.md,
+    # compare_avx2.md): 22.2 s there in bf16, 42.8 s on an AVX2 EPYC (fp32, mean 0.9925).
     "mnist-speedrun": dict(
         model="mnist_speedrun", dataset="mnist", optimizer="adam", learning_rate=8e-3,
         lr_schedule="one-cycle", batch_size=256, epochs=2.0, validation_size=0,
