@@ -273,6 +273,19 @@ def test_sigterm_to_one_worker_stops_the_whole_cluster_at_one_step(tmp_path, mni
     assert not (logdir / "slimkit.lock").exists()
 
 
+def test_two_workers_agree_on_precision_auto(tmp_path, mnist_dir):
+    """With `auto`, every worker joins one more collective (a measuring worker takes the chief's
+    choice); both must get through it and train in the same, saved precision."""
+    from slimkit.training.runtime import choose_precision
+
+    logdir = tmp_path / "run"
+    chief, other = cluster_train(logdir, 10, "--precision", "auto")
+    assert chief["global_step"] == other["global_step"] == 10
+    expected = choose_precision("auto", "softmax_regression")[0]  # excluded from bf16: no probe
+    assert chief["precision"] == other["precision"] == expected
+    assert json.loads((logdir / "config.json").read_text())["precision"] == expected
+
+
 def _refused_on_both_workers(tmp_path, per_worker_args, messages, per_worker_env=({}, {})):
     """Starts two workers with their own extra flags and environment; both must exit 2 with their
     message (one for both, or one each)."""
