@@ -9,8 +9,8 @@ Every measurement is a whole process, the command its user types, and the parts 
 both sides:
 
 - ``fast``: ``slimkit train --preset deep-mnist-fast --seed S`` for S = 0..seeds-1: test accuracy
-  (mean, min; one row per precision if the runs differ in it), wall time of the whole process (import, data, compile, checkpoints, TensorBoard
-  summaries, final evaluation), peak RSS.
+  (mean, min; one row per precision if the runs differ in it), wall time of the whole process
+  (import, data, compile, checkpoints, TensorBoard summaries, final evaluation), peak RSS.
 - ``speedrun``: the same for ``--preset mnist-speedrun``.
 - ``keras``: the peer ``keras_deep_mnist.py`` (Adam 1e-3, batch 128, plain ``model.fit``) in the
   precision that is faster for Keras on this machine (one epoch of each decides), for up to 5
