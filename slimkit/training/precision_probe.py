@@ -21,7 +21,6 @@ an error.
 
 import json
 import os
-import platform
 import statistics
 import time
 import types
@@ -37,25 +36,14 @@ def cache_path():
     return cache_root() / CACHE_NAME
 
 
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def cache_key(config, batch):
     """What measuring ``config``'s step at per-replica ``batch`` depends on, as one string."""
     import tensorflow as tf
 
-    from slimkit.training.runtime import cpu_flags, usable_cores
+    from slimkit.training.runtime import cpu_flags, cpu_model, usable_cores
 
     flags = sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx", "avx2")))
-    parts = dict(cpu=_cpu_model(), flags=",".join(flags), cores=usable_cores(),
+    parts = dict(cpu=cpu_model(), flags=",".join(flags), cores=usable_cores(),
                  tf=tf.__version__, model=config.model, batch=batch,
                  image_size=config.image_size, model_kwargs=dict(config.model_kwargs),
                  jit=bool(config.jit_compile))
@@ -66,8 +54,8 @@ def _probe_inputs(config):
     from slimkit.models.registry import get_model_spec
 
     spec = get_model_spec(config.model)
-    size = config.image_size or spec.image_size[0]
-    shape = (size, size, spec.channels) if config.image_size else (*spec.image_size, spec.channels)
+    size = config.image_size
+    shape = (size, size, spec.channels) if size else spec.input_shape
     return types.SimpleNamespace(num_classes=spec.num_classes, image_shape=shape)
 
 

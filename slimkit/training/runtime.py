@@ -78,16 +78,28 @@ def configure_threads(intra_op_threads=None, inter_op_threads=None):
     return intra, inter
 
 
-def cpu_flags():
-    """The CPU feature flags from /proc/cpuinfo (an empty set elsewhere)."""
+def _cpuinfo(field):
+    """The first ``field : value`` of /proc/cpuinfo, or None (not Linux, or no such field)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith(field):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return None
+
+
+def cpu_flags():
+    """The CPU feature flags from /proc/cpuinfo (an empty set elsewhere)."""
+    return set((_cpuinfo("flags") or "").split())
+
+
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo, else what :mod:`platform` says."""
+    import platform
+
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def fast_bf16_hardware():
