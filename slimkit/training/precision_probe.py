@@ -119,7 +119,7 @@ def _read_cache():
 
 
 def _write_cache(key, entry):
-    from slimkit.writing import WriteFaultError, write_text_atomically
+    from slimkit.writing import write_text_atomically
 
     cache = _read_cache()
     cache[key] = entry
@@ -127,7 +127,7 @@ def _write_cache(key, entry):
         os.makedirs(cache_path().parent, exist_ok=True)
         write_text_atomically(cache_path(), json.dumps(cache, indent=1, sort_keys=True) + "\n")
         return True
-    except (OSError, WriteFaultError):
+    except OSError:  # WriteFaultError included
         return False  # measured again next time
 
 
@@ -139,14 +139,13 @@ def _reason(entry, cached, saved):
             f"({where}{cache_path()})")
 
 
-def cached_choice(config, replicas=1, on_measure=None, measure=None):
+def cached_choice(config, replicas=1, on_measure=None):
     """``(precision, reason)`` from the cache, or measured now (and cached).
 
     Args:
         config: The run's :class:`~slimkit.training.config.TrainConfig`.
         replicas: The strategy's replicas; the step measured is one replica's share of the batch.
         on_measure: Called before measuring (not when the choice is cached).
-        measure: ``measure(config, batch) -> (fp32_s, bf16_s)``; :func:`measure_step_seconds`.
     """
     batch = max(1, config.batch_size // max(1, replicas))
     key = cache_key(config, batch)
@@ -157,7 +156,7 @@ def cached_choice(config, replicas=1, on_measure=None, measure=None):
     if not cached:
         if on_measure:
             on_measure()
-        fp32_s, bf16_s = (measure or measure_step_seconds)(config, batch)
+        fp32_s, bf16_s = measure_step_seconds(config, batch)
         entry = dict(fp32_s=fp32_s, bf16_s=bf16_s, model=config.model, batch=batch,
                      choice="bf16" if fp32_s >= MIN_SPEEDUP * bf16_s else "fp32",
                      measured=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
