@@ -170,7 +170,9 @@ class TrainConfig:
                                                           "TensorFlow's)")
     deterministic: bool = _field(True, "deterministic ops, so a resumed run matches an "
                                        "uninterrupted one")
-    jit_compile: bool = _field(False, "compile the train step with XLA")
+    jit_compile: bool = _field(False, "compile each step's forward and backward pass with XLA "
+                                      "(needs --no-deterministic; on a 2-core CPU it was 4-5x "
+                                      "slower than without)")
 
     def __post_init__(self):
         _validate(self)
@@ -328,6 +330,12 @@ def _validate(config):
         _bad("label_smoothing", "a number in [0, 1)", c.label_smoothing)
     if c.keep_prob is not None and not 0 < c.keep_prob <= 1:
         _bad("keep_prob", "a number in (0, 1]", c.keep_prob)
+    if c.jit_compile and c.deterministic:
+        raise ValueError(
+            "Invalid value for `jit_compile`: XLA has no deterministic version of some gradients "
+            "(max pooling's among them), and `deterministic` is on (the default, for exact "
+            "resume). Expected jit_compile=False, or deterministic=False with it (--jit-compile "
+            "--no-deterministic). Received jit_compile=True, deterministic=True.")
     if c.ema_decay == 0:  # (so that a flag can turn off a preset's EMA)
         c.ema_decay = None
     if c.ema_decay is not None and not 0 < c.ema_decay < 1:

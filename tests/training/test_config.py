@@ -72,10 +72,16 @@ def test_unknown_key_suggests_close_match(tmp_path):
     (dict(warmup_steps=10), r"'fixed' schedule has no warm-up"),
     (dict(precision="fp16"), r"Expected one of fp32, bf16, auto"),
     (dict(nesterov="yes"), r"Invalid value for `nesterov`\. Expected true or false"),
+    (dict(jit_compile=True), r"XLA has no deterministic version of some gradients .*"
+                             r"--jit-compile --no-deterministic"),
 ])
 def test_bad_values_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kwargs)
+
+
+def test_jit_compile_with_deterministic_off_is_valid():
+    assert TrainConfig(jit_compile=True, deterministic=False).jit_compile
 
 
 def test_comma_separated_lists_and_numeric_strings():
