@@ -12,12 +12,14 @@ own building blocks (``slimkit.runs.build_model``, ``make_optimizer``/``make_sch
     learning_rate_at(schedule, optimizer.iterations)              # the progress line's lr
 
 Variants: precision fp32 / bf16 (mixed bfloat16) x batch 50 / 128 / 256 x steps_per_call 1 /
-default (TrainConfig's). All are built first (one model each), compiled and warmed up, then timed
+default (TrainConfig's); with ``--jit both``, each also with the step compiled by XLA
+(``--jit-compile``, ``tf.function(jit_compile=True)``) at the default steps_per_call. All are built first (one model each), compiled and warmed up, then timed
 in interleaved rounds (every variant once per round, the order rotated each round); each variant's
 examples/s is the median over rounds. Not included: checkpoints, summaries, evaluation, start-up
 (``bench/time_to_accuracy.py`` measures whole runs).
 
-Writes ``bench/results/train_throughput.{json,md}``.
+Writes ``bench/results/train_throughput.{json,md}`` (``--name`` to write another name, e.g. one per
+kind of machine; ``--batches 256 --precisions bf16`` to measure fewer variants).
 """
 
 import argparse
@@ -59,7 +61,8 @@ def build_variant(config, splits, info):
         ema = ExponentialMovingAverage(model, config.ema_decay) if config.ema_decay else None
         state = ckpt_lib.RunState(model)
     options = StepOptions(global_step=state.global_step, trainable_variables=model.trainable_variables,
-                          clip_gradient_norm=config.clip_gradient_norm, ema=ema)
+                          clip_gradient_norm=config.clip_gradient_norm, ema=ema,
+                          jit_compile=config.jit_compile)
     step = make_train_step(model, make_loss_fn(info.num_classes, config.label_smoothing),
                            optimizer, strategy, options)
     feed = ArrayFeed(splits.train.images, splits.train.labels, config.batch_size,
@@ -110,9 +113,20 @@ def main():
     parser.add_argument("--no-wait", action="store_true", help="don't wait for a quiet machine")
     parser.add_argument("--max-wait", type=float, default=600,
                         help="seconds to wait at most for a 1-min load < 1.5 before measuring")
+    parser.add_argument("--jit", choices=("off", "both"), default="off",
+                        help="both: also measure each variant with the step compiled by XLA")
+    parser.add_argument("--batches", default=",".join(map(str, BATCHES)),
+                        help="comma-separated batch sizes")
+    parser.add_argument("--precisions", default=",".join(PRECISIONS),
+                        help="comma-separated: fp32, bf16")
+    parser.add_argument("--name", default="train_throughput", help="results file name")
     args = parser.parse_args()
     common.data_root()
-    batches, precisions = BATCHES, PRECISIONS
+    batches = tuple(int(b) for b in args.batches.split(","))
+    precisions = tuple(p.strip() for p in args.precisions.split(","))
+    unknown = set(precisions) - set(PRECISIONS)
+    if unknown:
+        parser.error(f"--precisions: unknown {', '.join(sorted(unknown))}; expected fp32 and/or bf16")
     if args.quick:
         args.rounds, args.examples, batches = 2, 512, (128,)
     # Before starting TensorFlow: our own compiling would raise the load we wait on.
@@ -133,15 +147,18 @@ def main():
     splits = load_arrays("mnist", validation_size=base.validation_size)
 
     variants = {}
+    jits = (False, True) if args.jit == "both" else (False,)
     for precision in precisions:
         for batch in batches:
-            config = TrainConfig.from_sources(PRESET, overrides={
-                "precision": precision, "batch_size": batch, "logdir": "/tmp/unused"})
-            built = build_variant(config, splits, info)
-            for spc in sorted({1, default_spc}):
-                variants[(precision, batch, spc)] = built
+            for jit in jits:
+                config = TrainConfig.from_sources(PRESET, overrides={
+                    "precision": precision, "batch_size": batch, "logdir": "/tmp/unused",
+                    "jit_compile": jit})
+                built = build_variant(config, splits, info)
+                for spc in sorted({1, default_spc}) if not jit else (default_spc,):
+                    variants[(precision, batch, spc, jit)] = built
     print(f"{len(variants)} variants built; compiling and warming up", flush=True)
-    for (precision, batch, spc), v in variants.items():
+    for (precision, batch, spc, jit), v in variants.items():
         run_calls(v, 3 * spc, spc)  # the first call traces; later ones settle the kernels
 
     keys = list(variants)
@@ -151,7 +168,7 @@ def main():
         order = keys[r % len(keys):] + keys[:r % len(keys)]  # rotate: no variant always first
         with common.LoadMeter() as meter:
             for key in order:
-                precision, batch, spc = key
+                precision, batch, spc, jit = key
                 steps = max(spc, round(args.examples / batch / spc) * spc)
                 seconds = run_calls(variants[key], steps, spc)
                 times[key].append(steps * batch / seconds)
@@ -160,8 +177,9 @@ def main():
 
     results = []
     for key in keys:
-        precision, batch, spc = key
+        precision, batch, spc, jit = key
         results.append({"precision": precision, "batch_size": batch, "steps_per_call": spc,
+                        "jit_compile": jit,
                         "examples_per_sec_median": round(common.median(times[key]), 1),
                         "examples_per_sec_all": [round(x, 1) for x in times[key]]})
     info_m = common.machine()
@@ -173,23 +191,36 @@ def main():
                "deterministic": base.deterministic, "examples_per_measurement": args.examples,
                "load_1m_at_start": round(load_start, 2), "waited_for_quiet_s": waited,
                "rounds": rounds, "results": results, "machine": info_m}
-    common.write_results("train_throughput" + ("_quick" if args.quick else ""), payload,
+    common.write_results(args.name + ("_quick" if args.quick else ""), payload,
                          markdown(payload))
     print(markdown(payload))
 
 
 def markdown(p):
-    by = {(r["precision"], r["batch_size"], r["steps_per_call"]): r["examples_per_sec_median"]
-          for r in p["results"]}
+    by = {(r["precision"], r["batch_size"], r["steps_per_call"], r.get("jit_compile", False)):
+          r["examples_per_sec_median"] for r in p["results"]}
     spcs = sorted({r["steps_per_call"] for r in p["results"]})
-    headers = ["batch"] + [f"{prec} spc={s}" for prec in PRECISIONS for s in spcs] + \
-        [f"bf16/fp32 (spc={spcs[-1]})", f"spc={spcs[-1]} / spc=1 (bf16)"]
-    rows = []
+    precs = [prec for prec in PRECISIONS if any(k[0] == prec for k in by)]
+    headers = ["batch"] + [f"{prec} spc={s}" for prec in precs for s in spcs]
+    if len(precs) == 2:
+        headers.append(f"bf16/fp32 (spc={spcs[-1]})")
+    if len(spcs) == 2 and "bf16" in precs:
+        headers.append(f"spc={spcs[-1]} / spc=1 (bf16)")
+    rows, xla_rows = [], []
     for b in sorted({r["batch_size"] for r in p["results"]}):
-        row = [b] + [f"{by[(prec, b, s)]:,.0f}" for prec in PRECISIONS for s in spcs]
-        row.append(f"{by[('bf16', b, spcs[-1])] / by[('fp32', b, spcs[-1])]:.2f}x")
-        row.append(f"{by[('bf16', b, spcs[-1])] / by[('bf16', b, spcs[0])]:.2f}x")
+        row = [b] + [f"{by[(prec, b, s, False)]:,.0f}" for prec in precs for s in spcs]
+        if len(precs) == 2:
+            row.append(f"{by[('bf16', b, spcs[-1], False)] / by[('fp32', b, spcs[-1], False)]:.2f}x")
+        if len(spcs) == 2 and "bf16" in precs:
+            row.append(f"{by[('bf16', b, spcs[-1], False)] / by[('bf16', b, spcs[0], False)]:.2f}x")
         rows.append(row)
+        for prec in precs:
+            if (prec, b, spcs[-1], True) in by:
+                off, on = by[(prec, b, spcs[-1], False)], by[(prec, b, spcs[-1], True)]
+                xla_rows.append([b, prec, spcs[-1], f"{off:,.0f}", f"{on:,.0f}", f"{on / off:.2f}x"])
+    xla = ["", "XLA (`jit_compile=True`) against the same step without it:", "",
+           common.md_table(["batch", "precision", "spc", "without XLA", "with XLA", "XLA / without"],
+                           xla_rows)] if xla_rows else []
     loads = [x for r in p["rounds"] for x in (r["load_1m_before"], r["load_1m_after"])]
     share = [r["others_cpu_share"] for r in p["rounds"]]
     return "\n".join([
@@ -204,6 +235,7 @@ def markdown(p):
         "variant. spc = steps_per_call." + (" QUICK RUN: plumbing check only." if p["quick"] else ""),
         "",
         common.md_table(headers, rows),
+        *xla,
         "",
         f"Load (1 min) during the rounds: {min(loads):.2f} to {max(loads):.2f} (at start "
         f"{p['load_1m_at_start']}, waited {p['waited_for_quiet_s']} s for < 1.5). CPU share used "
