@@ -13,7 +13,8 @@ own building blocks (``slimkit.runs.build_model``, ``make_optimizer``/``make_sch
 
 Variants: precision fp32 / bf16 (mixed bfloat16) x batch 50 / 128 / 256 x steps_per_call 1 /
 default (TrainConfig's); with ``--jit both``, each also with the step compiled by XLA
-(``--jit-compile``, ``tf.function(jit_compile=True)``) at the default steps_per_call. All are built first (one model each), compiled and warmed up, then timed
+(``--jit-compile``) at the default steps_per_call, and then all variants without deterministic
+ops (XLA has no deterministic max-pool gradient). All are built first (one model each), compiled and warmed up, then timed
 in interleaved rounds (every variant once per round, the order rotated each round); each variant's
 examples/s is the median over rounds. Not included: checkpoints, summaries, evaluation, start-up
 (``bench/time_to_accuracy.py`` measures whole runs).
@@ -139,7 +140,9 @@ def main():
     # As slimkit.train does, before TensorFlow starts: threads, then seeds and determinism.
     threads = rt.configure_threads()
     default_spc = TrainConfig().steps_per_call
-    base = TrainConfig.from_sources(PRESET)
+    # XLA has no deterministic max-pool gradient: with --jit both, every variant runs without them.
+    deterministic = {"deterministic": False} if args.jit == "both" else {}
+    base = TrainConfig.from_sources(PRESET, overrides=deterministic)
     _seed_and_determinism(rt, base)
     from slimkit.data.registry import get_dataset_info, load_arrays
 
@@ -153,7 +156,7 @@ def main():
             for jit in jits:
                 config = TrainConfig.from_sources(PRESET, overrides={
                     "precision": precision, "batch_size": batch, "logdir": "/tmp/unused",
-                    "jit_compile": jit})
+                    "jit_compile": jit, **deterministic})
                 built = build_variant(config, splits, info)
                 for spc in sorted({1, default_spc}) if not jit else (default_spc,):
                     variants[(precision, batch, spc, jit)] = built
@@ -227,7 +230,7 @@ def markdown(p):
         f"# Training throughput: deep_mnist ({p['preset']} settings), examples/s",
         "",
         f"Machine: {common.machine_line(p['machine'])}; {p['intra_op_threads']} intra-op threads; "
-        f"deterministic ops {'on' if p['deterministic'] else 'off'} (the loop's default).",
+        f"deterministic ops {'on (the loop' + chr(39) + 's default)' if p['deterministic'] else 'off (XLA has no deterministic max-pool gradient)'}.",
         "",
         "What: the loop's per-call work (ArrayFeed with shift augmentation, `make_train_step` with "
         "Adam one-cycle + EMA, one host sync per call); median of "
