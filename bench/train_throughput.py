@@ -224,13 +224,15 @@ def markdown(p):
     xla = ["", "XLA (`jit_compile=True`) against the same step without it:", "",
            common.md_table(["batch", "precision", "spc", "without XLA", "with XLA", "XLA / without"],
                            xla_rows)] if xla_rows else []
+    determinism = ("on (the loop's default)" if p["deterministic"] else
+                   "off (XLA has no deterministic max-pool gradient)")
     loads = [x for r in p["rounds"] for x in (r["load_1m_before"], r["load_1m_after"])]
     share = [r["others_cpu_share"] for r in p["rounds"]]
     return "\n".join([
         f"# Training throughput: deep_mnist ({p['preset']} settings), examples/s",
         "",
         f"Machine: {common.machine_line(p['machine'])}; {p['intra_op_threads']} intra-op threads; "
-        f"deterministic ops {'on (the loop' + chr(39) + 's default)' if p['deterministic'] else 'off (XLA has no deterministic max-pool gradient)'}.",
+        f"deterministic ops {determinism}.",
         "",
         "What: the loop's per-call work (ArrayFeed with shift augmentation, `make_train_step` with "
         "Adam one-cycle + EMA, one host sync per call); median of "
