@@ -171,7 +171,7 @@ class TrainConfig:
     deterministic: bool = _field(True, "deterministic ops, so a resumed run matches an "
                                        "uninterrupted one")
     jit_compile: bool = _field(False, "compile each step's forward and backward pass with XLA "
-                                      "(needs --no-deterministic; on a 2-core CPU it was 4-5x "
+                                      "(needs --no-deterministic; on a 2-core CPU it was 2-6x "
                                       "slower than without)")
 
     def __post_init__(self):
