@@ -5,8 +5,8 @@ Each name is a Keras 3 optimizer configured from a
 (``train_image_classifier.py``'s ``--optimizer``, ``--momentum``, ``--adam_beta1``, ...):
 
     >>> optimizer = make_optimizer(TrainConfig(optimizer="momentum", nesterov=True), 0.01)
-    >>> type(optimizer).__name__, optimizer.nesterov
-    ('SGD', True)
+    >>> isinstance(optimizer, keras.optimizers.SGD), optimizer.nesterov
+    (True, True)
     >>> isinstance(make_optimizer(TrainConfig(optimizer="adam"), 1e-3), keras.optimizers.Adam)
     True
 
@@ -17,7 +17,10 @@ by the optimizer, so they behave the same with every optimizer and under ``tf.di
 math) with one difference: each variable's update is TensorFlow's fused ``ResourceApplyAdam``
 kernel, one pass over the weights, where Keras runs about ten element-wise ops that each read and
 write all of them. On Deep MNIST that update was 38% of a training step (a profile on a 2-core
-Xeon; the fc1 kernel alone has 3.2M weights): it is memory traffic, not arithmetic.
+Xeon; the fc1 kernel alone has 3.2M weights): it is memory traffic, not arithmetic. ``sgd`` and
+``momentum`` are Keras' SGD in the same way, with TensorFlow's ``ResourceApplyGradientDescent`` and
+``ResourceApplyKerasMomentum`` (which is Keras' momentum and Nesterov rule): AlexNet has 62M
+weights, and Keras' momentum update reads and writes them about eight times.
 """
 
 import keras
@@ -45,6 +48,32 @@ class _FusedAdamUpdate:
             beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype), beta1=beta_1,
             beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype),
             use_locking=False)
+
+
+class FusedSGD(keras.optimizers.SGD):
+    """Keras' SGD (plain, momentum, Nesterov) with TensorFlow's fused update kernels.
+
+    ``ResourceApplyKerasMomentum`` computes Keras' rule: ``m = momentum * m - lr * g``, then
+    ``w += m`` (Nesterov: ``w += momentum * m - lr * g``); without momentum
+    ``ResourceApplyGradientDescent``: ``w -= lr * g``. Named ``SGD`` as Keras' own is.
+    """
+
+    def __init__(self, *args, name="SGD", **kwargs):
+        super().__init__(*args, name=name, **kwargs)
+
+    def update_step(self, gradient, variable, learning_rate):
+        if isinstance(gradient, tf.IndexedSlices):
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        learning_rate, gradient = tf.cast(learning_rate, dtype), tf.cast(gradient, dtype)
+        if self.momentum == 0:
+            tf.raw_ops.ResourceApplyGradientDescent(var=_handle(variable), alpha=learning_rate,
+                                                    delta=gradient, use_locking=False)
+            return
+        tf.raw_ops.ResourceApplyKerasMomentum(
+            var=_handle(variable), accum=_handle(self.momentums[self._get_variable_index(variable)]),
+            lr=learning_rate, grad=gradient, momentum=tf.cast(self.momentum, dtype),
+            use_locking=False, use_nesterov=bool(self.nesterov))
 
 
 def _handle(variable):
@@ -91,9 +120,9 @@ def make_optimizer(config, learning_rate):
     opt = keras.optimizers
     name = c.optimizer
     if name == "sgd":
-        return opt.SGD(learning_rate)
+        return FusedSGD(learning_rate)
     if name == "momentum":
-        return opt.SGD(learning_rate, momentum=c.momentum, nesterov=c.nesterov)
+        return FusedSGD(learning_rate, momentum=c.momentum, nesterov=c.nesterov)
     if name == "adam":
         return FusedAdam(learning_rate, beta_1=c.adam_beta1, beta_2=c.adam_beta2, **eps)
     if name == "adamw":
