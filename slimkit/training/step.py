@@ -119,8 +119,8 @@ def make_train_step(model, loss_fn, optimizer, strategy=None, options=None):
     ema, global_step = options.ema, options.global_step
     mean, total = tf.distribute.ReduceOp.MEAN, tf.distribute.ReduceOp.SUM
 
-    def forward_backward(images, labels, i, last):
-        """Replica context: losses, accuracy, gradients of batch ``i`` (their norm if ``last``)."""
+    def forward_backward(images, labels, i):
+        """Replica context: losses, accuracy, gradients and their norm of batch ``i``."""
         images, labels = images[i], labels[i]  # (b, H, W, C), (b,)
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
@@ -129,15 +129,14 @@ def make_train_step(model, loss_fn, optimizer, strategy=None, options=None):
             scaled = loss / replicas  # the optimizer sums the replicas' gradients
         grads = tape.gradient(scaled, variables)
         correct = tf.equal(tf.argmax(logits, axis=-1, output_type=labels.dtype), labels)
-        # A NaN or an infinity anywhere in a gradient makes its sum non-finite: one read of each
-        # gradient, where is_finite() + reduce_all() also writes a bool per weight (2.7% of a
-        # Deep MNIST step). (A gradient whose sum overflows float32 counts too: it has diverged.)
-        finite = tf.reduce_all([tf.math.is_finite(loss)] + [
-            tf.math.is_finite(tf.reduce_sum(tf.cast(g, tf.float32))) for g in grads if g is not None])
-        # The norm (of this replica's unscaled gradient) only for the call's last step: summed
-        # over 3M weights at every step it would cost ~2% of a Deep MNIST step.
-        norm = tf.cond(last, lambda: tf.linalg.global_norm(grads) * replicas,
-                       lambda: tf.constant(0.0))
+        # One read of each gradient gives both the non-finite guard and the norm: L2Loss
+        # (sum(g**2) / 2, one kernel per gradient). A NaN or an infinity anywhere makes the total
+        # non-finite, and so does a sum of squares that overflows float32 (a norm above 1.8e19: the
+        # run has diverged). A separate global_norm would read every gradient a second time.
+        halves = [tf.nn.l2_loss(tf.cast(g, tf.float32)) for g in grads if g is not None]
+        half_squares = tf.add_n(halves) if halves else tf.constant(0.0)
+        finite = tf.logical_and(tf.math.is_finite(loss), tf.math.is_finite(half_squares))
+        norm = tf.sqrt(2.0 * half_squares) * replicas  # of this replica's unscaled gradient
         return (loss, data_loss, tf.reduce_mean(tf.cast(correct, tf.float32)),
                 tf.cast(finite, tf.int32), grads, norm)
 
@@ -165,7 +164,7 @@ def make_train_step(model, loss_fn, optimizer, strategy=None, options=None):
         steps = tf.constant(0)
         for i in tf.range(k):
             loss, data_loss, accuracy, finite, grads, norm = strategy.run(
-                replica_step, args=(images, labels, i, tf.equal(i, k - 1)))
+                replica_step, args=(images, labels, i))
             # Every replica must agree before anyone applies (the update all-reduces).
             if strategy.reduce(total, finite, axis=None) < replicas:
                 break
@@ -183,8 +182,7 @@ def make_train_step(model, loss_fn, optimizer, strategy=None, options=None):
 
     def one_step(images, labels):
         """What one iteration of ``train_steps`` computes (its graph shows in TensorBoard)."""
-        loss, _, _, finite, grads, _ = strategy.run(forward_backward,
-                                                    args=(images, labels, 0, tf.constant(True)))
+        loss, _, _, finite, grads, _ = strategy.run(forward_backward, args=(images, labels, 0))
         strategy.run(apply, args=(grads,))
         global_step.assign_add(1)
         if ema is not None:

@@ -31,6 +31,8 @@ def _one_step(loss_fn, learning_rate=0.1, clip_gradient_norm=0.0):
     assert int(result["steps"]) == 1
     change = np.sqrt(sum(np.sum((v.numpy() - b) ** 2)
                          for v, b in zip(model.trainable_variables, before)))
+    if not clip_gradient_norm:  # plain SGD: ||dw|| = lr * ||g||, and the step reports ||g||
+        assert float(result["gradient_norm"]) == pytest.approx(change / learning_rate, rel=1e-4)
     return change, float(result["loss_sum"])
 
 
