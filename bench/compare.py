@@ -136,7 +136,8 @@ def main():
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--parts", default="fast,speedrun,keras,tutorial,loop,alexnet")
     parser.add_argument("--tutorial-steps", type=int, default=2000)
-    parser.add_argument("--alexnet-steps", type=int, default=20)
+    parser.add_argument("--alexnet-steps", type=int, default=40,
+                        help="AlexNet steps per run (the first 3 calls of 2 not counted)")
     parser.add_argument("--max-wait", type=float, default=600)
     parser.add_argument("--name", default="compare")
     parser.add_argument("--render", action="store_true",
