@@ -151,8 +151,9 @@ def make_train_step(model, loss_fn, optimizer, strategy=None, options=None):
         optimizer.apply(grads, variables)
 
     # XLA compiles one step's forward and backward pass (each replica's); the loop over the call's
-    # steps, the update and the EMA stay TensorFlow ops. Compiling the whole loop made a Deep MNIST
-    # step on a 2-core CPU ~70x slower (16 s at batch 256), the per-step function only 4x.
+    # steps, the update and the EMA stay TensorFlow ops. With the whole loop compiled, a float32
+    # Deep MNIST step at batch 256 took 16 s on a 2-core AMX Xeon (0.1 s without XLA); compiled
+    # per step it is 2-6x slower than without there (bench/results/train_throughput_amx.md).
     replica_step = (tf.function(forward_backward, jit_compile=True) if options.jit_compile
                     else forward_backward)
 

@@ -106,8 +106,9 @@ def _xla_compiled_calls(graph):
 
 
 def test_jit_compile_compiles_each_step_with_xla_and_trains_as_without():
-    """XLA compiles the per-step forward/backward inside the call's loop (compiling the whole loop
-    was ~70x slower on a CPU); three steps end where the same three steps without XLA end."""
+    """XLA compiles the per-step forward/backward inside the call's loop (with the whole loop
+    compiled a Deep MNIST step took 16 s on a CPU); three steps end where the same three steps
+    without XLA end."""
     from tensorflow.python.framework import config as tf_config
 
     assert not tf_config.is_op_determinism_enabled()  # XLA's max-pool gradient is not deterministic
