@@ -111,9 +111,14 @@ def test_jit_compile_compiles_each_step_with_xla_and_trains_as_without():
     without XLA end."""
     from tensorflow.python.framework import config as tf_config
 
-    assert not tf_config.is_op_determinism_enabled()  # XLA's max-pool gradient is not deterministic
-    plain, plain_graph = _three_steps(False)
-    xla, xla_graph = _three_steps(True)
+    was_deterministic = tf_config.is_op_determinism_enabled()
+    tf_config.disable_op_determinism()  # XLA has no deterministic max-pool gradient
+    try:
+        plain, plain_graph = _three_steps(False)
+        xla, xla_graph = _three_steps(True)
+    finally:
+        if was_deterministic:
+            tf.config.experimental.enable_op_determinism()
     assert _xla_compiled_calls(xla_graph) and not _xla_compiled_calls(plain_graph)
     assert not any(np.allclose(p, b) for p, b in zip(plain, [v.numpy() for v in _conv_model().weights]))
     for p, x in zip(plain, xla):
