@@ -1,7 +1,7 @@
 """slimkit side by side with Keras `fit` and the tutorial's TF1 code, in one run (issue 10's targets).
 
     SLIMKIT_DATA_DIR=/work/shared/data python bench/compare.py [--quick] [--seeds 5]
-        [--parts fast,speedrun,keras,tutorial,loop,alexnet] [--name compare]
+        [--parts fast,speedrun,keras,tutorial,loop,alexnet] [--rounds 2] [--name compare]
     python bench/compare.py --render --name compare   # the .md again from the .json
 
 Every measurement is a whole process, the command its user types, and the parts interleave
@@ -136,6 +136,8 @@ def main():
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--parts", default="fast,speedrun,keras,tutorial,loop,alexnet")
     parser.add_argument("--tutorial-steps", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="interleaved rounds of the throughput parts (tutorial, loop, alexnet)")
     parser.add_argument("--alexnet-steps", type=int, default=40,
                         help="AlexNet steps per run (the first 3 calls of 2 not counted)")
     parser.add_argument("--max-wait", type=float, default=600)
@@ -186,7 +188,7 @@ def main():
             record["what"] = "keras fit"
             log(record)
 
-    for r in range(1 if quick else 2):
+    for r in range(1 if quick else args.rounds):
         if "tutorial" in parts:
             steps = 50 if quick else args.tutorial_steps
             log(slimkit_train(["--preset", "deep-mnist-tutorial", "--steps", str(steps)],
@@ -208,7 +210,7 @@ def main():
                              per_class=20 if quick else 100)
         steps = 4 if quick else args.alexnet_steps
         try:
-            for r in range(1 if quick else 2):
+            for r in range(1 if quick else args.rounds):
                 record, lines = _script("folder_pipeline.py", folder, 3 * steps, 32)
                 record.update(json.loads(lines[-1]) if lines else {}, what="alexnet pipeline")
                 log(record)
