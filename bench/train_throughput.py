@@ -14,9 +14,9 @@ own building blocks (``slimkit.runs.build_model``, ``make_optimizer``/``make_sch
 Variants: precision fp32 / bf16 (mixed bfloat16) x batch 50 / 128 / 256 x steps_per_call 1 /
 default (TrainConfig's); with ``--jit both``, each also with the step compiled by XLA
 (``--jit-compile``) at the default steps_per_call, and then all variants without deterministic
-ops (XLA has no deterministic max-pool gradient). All are built first (one model each), compiled and warmed up, then timed
-in interleaved rounds (every variant once per round, the order rotated each round); each variant's
-examples/s is the median over rounds. Not included: checkpoints, summaries, evaluation, start-up
+ops (XLA has no deterministic max-pool gradient). All are built first (one model each), compiled
+and warmed up, then timed in interleaved rounds (every variant once per round, the order rotated
+each round); each variant's examples/s is the median over rounds. Not included: checkpoints, summaries, evaluation, start-up
 (``bench/time_to_accuracy.py`` measures whole runs).
 
 Writes ``bench/results/train_throughput.{json,md}`` (``--name`` to write another name, e.g. one per
