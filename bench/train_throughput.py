@@ -16,8 +16,8 @@ default (TrainConfig's); with ``--jit both``, each also with the step compiled b
 (``--jit-compile``) at the default steps_per_call, and then all variants without deterministic
 ops (XLA has no deterministic max-pool gradient). All are built first (one model each), compiled
 and warmed up, then timed in interleaved rounds (every variant once per round, the order rotated
-each round); each variant's examples/s is the median over rounds. Not included: checkpoints, summaries, evaluation, start-up
-(``bench/time_to_accuracy.py`` measures whole runs).
+each round); each variant's examples/s is the median over rounds. Not included: checkpoints,
+summaries, evaluation, start-up (``bench/time_to_accuracy.py`` measures whole runs).
 
 Writes ``bench/results/train_throughput.{json,md}`` (``--name`` to write another name, e.g. one per
 kind of machine; ``--batches 256 --precisions bf16`` to measure fewer variants).
@@ -127,7 +127,7 @@ def main():
     precisions = tuple(p.strip() for p in args.precisions.split(","))
     unknown = set(precisions) - set(PRECISIONS)
     if unknown:
-        parser.error(f"--precisions: unknown {', '.join(sorted(unknown))}; expected fp32 and/or bf16")
+        parser.error(f"--precisions: unknown {', '.join(sorted(unknown))}; expected fp32, bf16")
     if args.quick:
         args.rounds, args.examples, batches = 2, 512, (128,)
     # Before starting TensorFlow: our own compiling would raise the load we wait on.

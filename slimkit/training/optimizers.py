@@ -70,10 +70,11 @@ class FusedSGD(keras.optimizers.SGD):
             tf.raw_ops.ResourceApplyGradientDescent(var=_handle(variable), alpha=learning_rate,
                                                     delta=gradient, use_locking=False)
             return
+        accum = self.momentums[self._get_variable_index(variable)]
         tf.raw_ops.ResourceApplyKerasMomentum(
-            var=_handle(variable), accum=_handle(self.momentums[self._get_variable_index(variable)]),
-            lr=learning_rate, grad=gradient, momentum=tf.cast(self.momentum, dtype),
-            use_locking=False, use_nesterov=bool(self.nesterov))
+            var=_handle(variable), accum=_handle(accum), lr=learning_rate, grad=gradient,
+            momentum=tf.cast(self.momentum, dtype), use_locking=False,
+            use_nesterov=bool(self.nesterov))
 
 
 def _handle(variable):
