@@ -394,3 +394,54 @@ def test_a_killed_worker_stops_the_other_with_one_clear_line(tmp_path, mnist_dir
     # The chief may have saved once more before it noticed; the message names one of its checkpoints.
     named = re.search(r"the logdir, (\S+), is intact", last).group(1)
     assert os.path.dirname(named) == str(logdir) and os.path.exists(named + ".index")
+
+
+# Runs `slimkit` as a CPU with AVX512_BF16 but no AMX would: its hardware does not decide bfloat16,
+# so `precision auto` takes the measured choice cached for this machine (the test writes each
+# worker's cache). Only the hardware answer is simulated; the CLI, the cluster and the collective
+# that hands the chief's choice to the other worker are real.
+_UNDECIDED_CPU = """
+    import runpy, sys
+    import slimkit.training.runtime as rt
+    rt.fast_bf16_hardware = lambda: (None, "the CPU has AVX512_BF16 but no AMX (the test says so)")
+    sys.argv = ["slimkit", *sys.argv[1:]]
+    runpy.run_module("slimkit", run_name="__main__")
+"""
+
+
+def test_two_measuring_workers_that_disagree_train_in_the_chiefs_precision(tmp_path, mnist_dir):
+    """Worker 0 (the chief) has bf16 cached as faster, worker 1 fp32 (timings on either side of
+    the threshold): both train in bf16, the chief's choice, and that is what the logdir saves."""
+    from slimkit.training.config import TrainConfig
+    from slimkit.training.precision_probe import CACHE_NAME, cache_key
+
+    wrapper = tmp_path / "undecided_cpu.py"
+    wrapper.write_text(textwrap.dedent(_UNDECIDED_CPU))
+    key = cache_key(TrainConfig(model="lenet", batch_size=100), 50)  # 2 replicas: 50 each
+    caches = []
+    for index, (fp32_s, bf16_s) in enumerate([(0.02, 0.01), (0.01, 0.02)]):
+        entry = {"fp32_s": fp32_s, "bf16_s": bf16_s, "model": "lenet", "batch": 50,
+                 "choice": "bf16" if fp32_s > bf16_s else "fp32", "measured": "by the test"}
+        cache = tmp_path / f"cache{index}"
+        (cache / "slimkit").mkdir(parents=True)
+        (cache / "slimkit" / CACHE_NAME).write_text(json.dumps({key: entry}))
+        caches.append(cache)
+    logdir = tmp_path / "run"
+    command = [sys.executable, str(wrapper), "train", "lenet", "--batch-size", "100",
+               "--learning-rate", "0.01", "--precision", "auto", "--seed", "0", "--steps", "4",
+               "--strategy", "multi-worker", "--logdir", str(logdir), "--json"]
+    procs = [subprocess.Popen(command, env={**env, "XDG_CACHE_HOME": str(cache)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for env, cache in zip(tf_config_envs(2), caches)]
+    outputs = _wait_all(procs)
+    chief, other = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert chief["global_step"] == other["global_step"] == 4
+    assert chief["precision"] == other["precision"] == "bf16"  # worker 1's own cache said fp32
+    saved = json.loads((logdir / "config.json").read_text())
+    assert saved["precision"] == "bf16"
+    assert f"cached in {caches[0] / 'slimkit' / CACHE_NAME}" in saved["precision_reason"]
+    assert re.search(r"^precision: bf16 \(auto: the CPU has AVX512_BF16 but no AMX .*a lenet step "
+                     r"at batch 50 takes 10 ms in bfloat16, 20 ms in float32 \(cached in ",
+                     outputs[0][0] + outputs[0][1], re.MULTILINE)
+    # Nothing was measured again: each worker's cache is as the test wrote it.
+    assert json.loads((caches[1] / "slimkit" / CACHE_NAME).read_text())[key]["choice"] == "fp32"
