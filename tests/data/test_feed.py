@@ -103,6 +103,22 @@ def test_shift_is_a_zero_filled_translation_of_at_most_two_pixels():
     assert len(shifts) >= 10  # shifts vary across examples (25 possible)
 
 
+def test_each_example_gets_the_shift_its_position_hash_names():
+    # The shift of an example is part of the stream a resumed run must replay: dy from the low
+    # 32 bits of its (seed, epoch, offset) hash, dx from the high ones, each mod 5, minus 2.
+    from slimkit.data.feed import _hash_positions, _random_shift
+
+    rng = np.random.default_rng(4)
+    images = rng.integers(1, 256, (300, 7, 8, 1), dtype=np.uint8)
+    hashes = _hash_positions(9, np.full(300, 3), np.arange(300))
+    out = _random_shift(images, hashes)
+    dys = (hashes % np.uint64(5)).astype(int) - 2
+    dxs = ((hashes >> np.uint64(32)) % np.uint64(5)).astype(int) - 2
+    assert len(set(zip(dys, dxs))) == 25  # every group of the implementation is exercised
+    for image, expected, dy, dx in zip(images, out, dys, dxs):
+        np.testing.assert_array_equal(expected, _shift_reference(image, dy, dx))
+
+
 def _shift_reference(image, dy, dx):
     out = np.zeros_like(image)
     h, w = image.shape[:2]
