@@ -41,8 +41,8 @@ def test_toml_file_and_preset_named_in_file(tmp_path):
 
 def test_steps_and_epochs_latest_layer_wins():
     fast = TrainConfig.from_sources("deep-mnist-fast")
-    assert fast.epochs == 5.0 and fast.steps is None
-    assert fast.total_steps(num_train=55000) == 1075        # ceil(5 * 55000 / 256)
+    assert fast.epochs == 3.0 and fast.steps is None
+    assert fast.total_steps(num_train=60000) == 704         # ceil(3 * 60000 / 256)
     short = TrainConfig.from_sources("deep-mnist-fast", overrides={"steps": 300})
     assert short.steps == 300 and short.epochs is None
     with pytest.raises(ValueError, match="`steps` and `epochs` both set"):
