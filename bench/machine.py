@@ -11,16 +11,23 @@ def machine_info():
     import numpy as np
     import tensorflow as tf
 
-    flags, model = set(), platform.processor()
+    flags, model, family = set(), platform.processor(), {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags") and not flags:
+                key = line.split(":", 1)[0].strip()
+                if key == "flags" and not flags:
                     flags = set(line.split(":", 1)[1].split())
-                elif line.startswith("model name"):
+                elif key == "model name":
                     model = line.split(":", 1)[1].strip()
+                elif key in ("cpu family", "model") and key not in family:
+                    family[key] = line.split(":", 1)[1].strip()
     except OSError:
         pass
+    # A virtual machine's model name may be just "AMD EPYC": the family tells the generation
+    # (AMD family 25 = Zen 3/4, 26 = Zen 5).
+    if family:
+        model = f"{model} (family {family.get('cpu family', '?')}, model {family.get('model', '?')})"
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
