@@ -2,7 +2,7 @@
 
     >>> metrics = slimkit.evaluate("runs/deep-mnist-fast")          # the logdir's newest checkpoint
     >>> metrics["accuracy"], metrics["top5_accuracy"], metrics["split"], metrics["global_step"]
-    (0.9931, 0.9999, 'test', 1075)
+    (0.9931, 0.9999, 'test', 704)
     >>> metrics["per_class_accuracy"][7], metrics["confusion_matrix"][7][2]   # 7s taken for 2s
     (0.9903, 4)
 

@@ -2,7 +2,7 @@
 
     >>> run = load_run("runs/deep-mnist-fast")          # a logdir: its newest checkpoint
     >>> run.global_step, run.checkpoint, run.class_names[:3], run.image_shape
-    (1075, 'runs/deep-mnist-fast/ckpt-1075', ('0', '1', '2'), (28, 28, 1))
+    (704, 'runs/deep-mnist-fast/ckpt-704', ('0', '1', '2'), (28, 28, 1))
     >>> logits = run.model(images)                       # a keras.Model, weights restored
 
 ``eval``, ``predict``, ``inspect`` and ``export`` all load runs through :func:`load_run`, so they
