@@ -1,0 +1,184 @@
+"""Where the tutorial's step differs from TF1's: in one process, interleaved (target 4's profile).
+
+    python bench/tutorial_step.py [--rounds 12] [--no-deterministic] [--name tutorial_step]
+
+Whole-process comparisons (``compare.py``) of slimkit's ``deep-mnist-tutorial`` and the peer
+``tf1_deep_mnist.py`` drift by +-10% on these shared machines between runs a minute apart. Here
+every variant lives in one process and is timed in the same rounds (the order rotated each
+round), so a ratio to TF1 is taken within a round. All train the Deep MNIST network at the
+tutorial's settings (batch 50, Adam 1e-4, dropout 0.5, fp32) on the same 10 random batches:
+
+- ``tf1``: the peer's graph (``tf.compat.v1``, placeholders, ``session.run`` with ``feed_dict``
+  per step), built in its own ``tf.Graph``;
+- ``slimkit``: ``make_train_step`` as ``slimkit train`` builds it (10 steps per call; loss,
+  accuracy and gradient-norm sums, the non-finite guard, ``global_step``);
+- ``plain``: the same model and fused Adam in a bare ``tf.range`` loop of 10 steps per call;
+- ``plain+norm``: ``plain`` plus one ``L2Loss`` per gradient summed (what the guard reads), not
+  gating the update;
+- ``plain+guard``: ``plain+norm`` with the update applied only if loss and that sum are finite
+  (the loop breaks otherwise): the guard's cost without slimkit's other sums;
+- ``plain+loss-guard``: the update gated on the loss alone (no pass over the gradients).
+
+Deterministic ops are on (slimkit's default; ``--no-deterministic`` turns them off for every
+variant). Not included: data feeding, summaries, checkpoints, progress (whole runs: compare.py).
+Writes ``bench/results/<name>.{json,md}``.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+K, BATCH = 10, 50  # steps per call, the tutorial's batch
+
+
+def tf1_variant(images, labels):
+    """The peer's graph and session; ``run()`` does K session.run steps with feed_dict."""
+    import numpy as np
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, [None, 784])
+        y_ = v1.placeholder(tf.float32, [None, 10])
+        keep = v1.placeholder(tf.float32)
+
+        def weight(shape):
+            return tf.Variable(v1.truncated_normal(shape, stddev=0.1, seed=1))
+
+        def bias(shape):
+            return tf.Variable(tf.constant(0.1, shape=shape))
+
+        def conv(a, w):
+            return tf.nn.conv2d(a, w, [1, 1, 1, 1], "SAME")
+
+        def pool(a):
+            return tf.nn.max_pool2d(a, 2, 2, "SAME")
+
+        h = tf.reshape(x, [-1, 28, 28, 1])
+        h = pool(tf.nn.relu(conv(h, weight([5, 5, 1, 32])) + bias([32])))
+        h = pool(tf.nn.relu(conv(h, weight([5, 5, 32, 64])) + bias([64])))
+        h = tf.nn.relu(tf.matmul(tf.reshape(h, [-1, 3136]), weight([3136, 1024])) + bias([1024]))
+        logits = tf.matmul(v1.nn.dropout(h, keep_prob=keep, seed=2), weight([1024, 10])) + bias([10])
+        loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=y_, logits=logits))
+        step = v1.train.AdamOptimizer(1e-4).minimize(loss)
+        init = v1.global_variables_initializer()
+    session = v1.Session(graph=graph)
+    session.run(init)
+    flat = images.reshape(K, BATCH, 784)
+    onehot = np.eye(10, dtype=np.float32)[labels]
+
+    def run():
+        for i in range(K):
+            session.run(step, {x: flat[i], y_: onehot[i], keep: 0.5})
+    return run
+
+
+def tf2_variant(kind, images, labels):
+    """slimkit's step, or a bare tf.range loop with the guard's parts added one at a time."""
+    import tensorflow as tf
+
+    from slimkit.models.registry import get_model
+    from slimkit.training.config import TrainConfig
+    from slimkit.training.optimizers import make_optimizer
+    from slimkit.training.step import StepOptions, make_loss_fn, make_train_step
+
+    model = get_model("deep_mnist")
+    optimizer = make_optimizer(TrainConfig(optimizer="adam", opt_epsilon=1e-8), 1e-4)
+    optimizer.build(model.trainable_variables)
+    loss_fn = make_loss_fn(10)
+    if kind == "slimkit":
+        step = make_train_step(model, loss_fn, optimizer,
+                               options=StepOptions(global_step=tf.Variable(0, dtype=tf.int64)))
+        return lambda: float(step(images, labels)["loss_sum"])
+
+    @tf.function
+    def steps(xs, ys):
+        total = tf.constant(0.0)
+        for i in tf.range(K):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(model(xs[i], training=True), ys[i])
+            grads = tape.gradient(loss, model.trainable_variables)
+            finite = tf.math.is_finite(loss)
+            if kind in ("plain+norm", "plain+guard"):
+                half = tf.add_n([tf.nn.l2_loss(g) for g in grads])
+                finite = tf.logical_and(finite, tf.math.is_finite(half))
+                total += half
+            if kind in ("plain+guard", "plain+loss-guard"):
+                if not finite:
+                    break
+            optimizer.apply(grads, model.trainable_variables)
+            total += loss
+        return total
+
+    return lambda: float(steps(images, labels))
+
+
+KINDS = ("tf1", "slimkit", "plain", "plain+norm", "plain+guard", "plain+loss-guard")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--no-deterministic", action="store_true")
+    parser.add_argument("--name", default="tutorial_step")
+    args = parser.parse_args()
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+
+    import slimkit  # noqa: F401  (oneDNN on, as for slimkit's own runs)
+    from slimkit.training import runtime
+
+    info = common.machine()
+    intra, inter = runtime.configure_threads(None, None)
+    deterministic = not args.no_deterministic
+    if deterministic:
+        runtime.configure_determinism(0)
+    rng = np.random.default_rng(0)
+    images = rng.random((K, BATCH, 28, 28, 1), np.float32)
+    labels = rng.integers(0, 10, (K, BATCH)).astype(np.int32)
+    variants = {kind: (tf1_variant(images, labels) if kind == "tf1"
+                       else tf2_variant(kind, images, labels)) for kind in KINDS}
+    for run in variants.values():  # compile and warm up
+        run()
+        run()
+    speeds = {kind: [] for kind in KINDS}
+    for r in range(args.rounds):
+        order = KINDS[r % len(KINDS):] + KINDS[:r % len(KINDS)]
+        for kind in order:
+            start = time.perf_counter()
+            for _ in range(3):
+                variants[kind]()
+            speeds[kind].append(3 * K * BATCH / (time.perf_counter() - start))
+        print(f"round {r + 1}/{args.rounds}", {k: round(v[-1]) for k, v in speeds.items()},
+              flush=True)
+    tf1 = np.array(speeds["tf1"])
+    rows, results = [], {}
+    for kind in KINDS:
+        ratio = float(np.median(np.array(speeds[kind]) / tf1))
+        results[kind] = {"examples_per_sec": round(float(np.median(speeds[kind])), 1),
+                         "ratio_to_tf1": round(ratio, 3), "per_round": speeds[kind]}
+        rows.append([kind, f"{results[kind]['examples_per_sec']:,.0f}", f"{ratio:.3f}x"])
+    det = "on" if deterministic else "off"
+    markdown = "\n\n".join([
+        "# The tutorial's step against TF1's, in one process (target 4)",
+        f"Machine: {common.machine_line(info)}; {intra} intra-op / {inter} inter-op threads; "
+        f"deterministic ops {det}.",
+        f"Batch {BATCH}, Adam 1e-4, dropout 0.5, fp32; {K} steps per timed call, 3 calls per "
+        f"variant per round, {args.rounds} interleaved rounds (order rotated). `vs TF1` = median "
+        "over rounds of the variant's examples/s divided by TF1's in the same round. See the "
+        "docstring of `bench/tutorial_step.py` for what each variant is.",
+        common.md_table(["variant", "examples/s (median)", "vs TF1"], rows)])
+    payload = {"machine": info, "deterministic": deterministic, "rounds": args.rounds,
+               "batch": BATCH, "steps_per_call": K, "results": results}
+    for path in common.write_results(args.name, payload, markdown, keep_notes=True):
+        print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
