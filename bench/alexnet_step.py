@@ -1,0 +1,158 @@
+"""AlexNet: slimkit's step against Keras' `fit` step, in one process (issue 10, target 5's profile).
+
+    python bench/alexnet_step.py [--rounds 6] [--no-deterministic] [--name alexnet_step]
+
+``compare.py`` times whole processes (``slimkit train --preset alexnet-folder`` against
+``keras_alexnet.py``), which drift by +-10% within minutes on these shared machines. Here four
+variants live in one process and are timed in the same interleaved rounds (order rotated), each
+training slimkit's ``alexnet`` (3 classes, 224x224, batch 32, mixed bfloat16, SGD with momentum
+0.9, the arg scope's weight decay 5e-4), two steps per timed call as the preset's loop does:
+
+- ``slimkit-feed``: ``make_train_step`` fed by the loop's ``FolderFeed`` (the ``ImageFolder``
+  pipeline: JPEG decode, random crop and flip; ``next_batches(2)``);
+- ``keras-feed``: Keras' own compiled train function (what ``model.fit`` runs each step, no XLA:
+  Keras turns it off on CPU-only machines) pulling from the same pipeline's iterator;
+- ``slimkit-const`` and ``keras-const``: the same steps on two constant random batches, so the
+  pipeline's share of the CPU is out of the picture.
+
+The image folder is generated (``common.make_folder``: 3 classes x 100 JPEGs of 256x320).
+Deterministic ops are on for all (slimkit's default; the Keras peer of ``compare.py`` runs without
+them). Writes ``bench/results/<name>.{json,md}``.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+K, BATCH, CLASSES = 2, 32, 3
+KINDS = ("slimkit-feed", "keras-feed", "slimkit-const", "keras-const")
+
+
+def slimkit_variant(folder, constant):
+    import tensorflow as tf
+
+    from slimkit.models.registry import get_model
+    from slimkit.training.config import TrainConfig
+    from slimkit.training.data import FolderFeed
+    from slimkit.training.optimizers import make_optimizer
+    from slimkit.training.step import StepOptions, make_loss_fn, make_train_step
+
+    model = get_model("alexnet", num_classes=CLASSES)
+    optimizer = make_optimizer(TrainConfig(optimizer="momentum", momentum=0.9), 1e-3)
+    optimizer.build(model.trainable_variables)
+    step = make_train_step(model, make_loss_fn(CLASSES), optimizer,
+                           options=StepOptions(global_step=tf.Variable(0, dtype=tf.int64)))
+    if constant is not None:
+        return lambda: float(step(*constant)["loss_sum"])
+    feed = FolderFeed(folder, BATCH, seed=0)
+    return lambda: float(step(*feed.next_batches(K))["loss_sum"])
+
+
+def keras_variant(folder, constant):
+    import keras
+
+    from slimkit.models.registry import get_model
+
+    model = get_model("alexnet", num_classes=CLASSES)
+    model.compile(keras.optimizers.SGD(1e-3, momentum=0.9),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    model.make_train_function()
+    train = model.train_function  # one step per call of an iterator, as fit calls it
+    if constant is not None:
+        images, labels = constant
+
+        def run():
+            for i in range(K):
+                logs = train(iter([(images[i], labels[i])]))
+            return float(logs["loss"])
+        return run
+    iterator = iter(folder.dataset("train", BATCH, training=True, repeat=True))
+
+    def run():
+        for _ in range(K):
+            logs = train(iterator)
+        return float(logs["loss"])
+    return run
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--no-deterministic", action="store_true")
+    parser.add_argument("--name", default="alexnet_step")
+    args = parser.parse_args()
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    import slimkit  # noqa: F401  (oneDNN on, as for slimkit's own runs)
+    from slimkit.data.image_folder import ImageFolder
+    from slimkit.training import runtime
+
+    info = common.machine()
+    intra, inter = runtime.configure_threads(None, None)
+    deterministic = not args.no_deterministic
+    if deterministic:
+        runtime.configure_determinism(0)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    root = tempfile.mkdtemp(prefix="slimkit_alexnet_step_", dir="/tmp")
+    try:
+        folder = ImageFolder(common.make_folder(root, classes=CLASSES, per_class=100),
+                             image_size=224, seed=0)
+        rng = np.random.default_rng(0)
+        constant = (tf.constant(rng.random((K, BATCH, 224, 224, 3), np.float32)),
+                    tf.constant(rng.integers(0, CLASSES, (K, BATCH)).astype(np.int32)))
+        variants = {
+            "slimkit-feed": slimkit_variant(folder, None),
+            "keras-feed": keras_variant(folder, None),
+            "slimkit-const": slimkit_variant(folder, constant),
+            "keras-const": keras_variant(folder, constant),
+        }
+        for run in variants.values():  # compile and warm up
+            run()
+            run()
+        speeds = {kind: [] for kind in KINDS}
+        for r in range(args.rounds):
+            for kind in KINDS[r % len(KINDS):] + KINDS[:r % len(KINDS)]:
+                start = time.perf_counter()
+                for _ in range(3):
+                    variants[kind]()
+                speeds[kind].append(3 * K * BATCH / (time.perf_counter() - start))
+            print(f"round {r + 1}/{args.rounds}", {k: round(v[-1], 1) for k, v in speeds.items()},
+                  flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    keras_feed = np.array(speeds["keras-feed"])
+    rows, results = [], {}
+    for kind in KINDS:
+        ratio = float(np.median(np.array(speeds[kind]) / keras_feed))
+        results[kind] = {"examples_per_sec": round(float(np.median(speeds[kind])), 1),
+                         "ratio_to_keras_feed": round(ratio, 3), "per_round": speeds[kind]}
+        rows.append([kind, f"{results[kind]['examples_per_sec']:.1f}", f"{ratio:.3f}x"])
+    det = "on" if deterministic else "off"
+    markdown = "\n\n".join([
+        "# AlexNet: slimkit's step against Keras' `fit` step, in one process (target 5)",
+        f"Machine: {common.machine_line(info)}; {intra} intra-op / {inter} inter-op threads "
+        f"(0 = TensorFlow's default); deterministic ops {det}; mixed bfloat16.",
+        f"Batch {BATCH}, 224x224, {CLASSES} classes, SGD momentum 0.9; {K} steps per timed call, 3 "
+        f"calls per variant per round, {args.rounds} interleaved rounds (order rotated). `vs "
+        "keras-feed` = median over rounds of the variant's examples/s divided by keras-feed's in "
+        "the same round. See the docstring of `bench/alexnet_step.py` for the variants.",
+        common.md_table(["variant", "examples/s (median)", "vs keras-feed"], rows)])
+    payload = {"machine": info, "deterministic": deterministic, "rounds": args.rounds,
+               "batch": BATCH, "steps_per_call": K, "results": results}
+    for path in common.write_results(args.name, payload, markdown, keep_notes=True):
+        print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
