@@ -30,8 +30,9 @@ PRESETS = {
     # validation split: the test split is the measure), dropout keep_prob 0.75 (the tutorial's 0.5
     # regularizes more than 3 epochs need; the network, as evaluated, is the same), one checkpoint
     # at the end (by time: every 10 min; each is 52 MB). Measured over 5 seeds on a 2-core AMD EPYC
-    # (Zen 5) with AVX-512 in bf16 (bench/results/time_to_accuracy_zen5.md): 0.9918-0.9944, mean
-    # 0.9928, ~35 s wall. The recipe of 2026-12-03 to 12-05 (5 epochs of 55,000, lr 3e-3,
+    # (Zen 5) with AVX-512 in bf16: 0.9918-0.9944, mean 0.9928, 33 s wall, 2.4x Keras `fit`'s time
+    # to 0.992 there (bench/results/compare_zen5.md); in fp32 mean 0.9923, min 0.9915
+    # (time_to_accuracy_zen5.md). The recipe of 2026-12-03 to 12-05 (5 epochs of 55,000, lr 3e-3,
     # keep_prob 0.5; 4 epochs had no margin) took 0.9916-0.9936 in 52.7 s (AMX Xeon, bf16) to
     # 258.7 s (AVX2 EPYC, fp32); at 3 epochs its mean was 0.9917. At 3 epochs of 60,000 with
     # lr 5e-3: keep_prob 0.75 mean 0.9924 (min 0.9917), 0.5 0.9919 (3 seeds, min 0.9912).

@@ -6,7 +6,7 @@ On a terminal, one bar redrawn in place::
 
 Otherwise (a log file, CI, a pipe), plain lines every ``log_every_n_steps``::
 
-    step 600/704  loss 0.0712  accuracy 0.977  6,120 examples/s  lr 0.00105  ETA 0:00:04
+    step 600/704  loss 0.0712  accuracy 0.977  6,120 examples/s  lr 0.000727  ETA 0:00:04
 
 After the first few calls (the first one includes compiling the step), it prints once how long the
 whole run should take, measured on the steady-state speed.
