@@ -27,7 +27,8 @@ def machine_info():
     # A virtual machine's model name may be just "AMD EPYC": the family tells the generation
     # (AMD family 25 = Zen 3/4, 26 = Zen 5).
     if family:
-        model = f"{model} (family {family.get('cpu family', '?')}, model {family.get('model', '?')})"
+        model = (f"{model} (family {family.get('cpu family', '?')}, "
+                 f"model {family.get('model', '?')})")
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
