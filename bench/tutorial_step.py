@@ -17,7 +17,8 @@ tutorial's settings (batch 50, Adam 1e-4, dropout 0.5, fp32) on the same 10 rand
   gating the update;
 - ``plain+guard``: ``plain+norm`` with the update applied only if loss and that sum are finite
   (the loop breaks otherwise): the guard's cost without slimkit's other sums;
-- ``plain+loss-guard``: the update gated on the loss alone (no pass over the gradients).
+- ``plain+loss-guard``: the update gated on the loss alone (no pass over the gradients);
+- ``plain-unrolled``: ``plain`` with its 10 steps written out in the graph (no ``while`` loop).
 
 Deterministic ops are on (slimkit's default; ``--no-deterministic`` turns them off for every
 variant). Not included: data feeding, summaries, checkpoints, progress (whole runs: compare.py).
@@ -97,10 +98,11 @@ def tf2_variant(kind, images, labels):
                                options=StepOptions(global_step=tf.Variable(0, dtype=tf.int64)))
         return lambda: float(step(images, labels)["loss_sum"])
 
+    # plain-unrolled: the same K steps written out in the graph (a Python loop), no `while`.
     @tf.function
     def steps(xs, ys):
         total = tf.constant(0.0)
-        for i in tf.range(K):
+        for i in (range(K) if kind == "plain-unrolled" else tf.range(K)):
             with tf.GradientTape() as tape:
                 loss = loss_fn(model(xs[i], training=True), ys[i])
             grads = tape.gradient(loss, model.trainable_variables)
@@ -119,7 +121,8 @@ def tf2_variant(kind, images, labels):
     return lambda: float(steps(images, labels))
 
 
-KINDS = ("tf1", "slimkit", "plain", "plain+norm", "plain+guard", "plain+loss-guard")
+KINDS = ("tf1", "slimkit", "plain", "plain+norm", "plain+guard", "plain+loss-guard",
+         "plain-unrolled")
 
 
 def main():
