@@ -25,13 +25,11 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 K, BATCH, CLASSES = 2, 32, 3
-KINDS = ("slimkit-feed", "keras-feed", "slimkit-const", "keras-const")
 
 
 def slimkit_variant(folder, constant):
@@ -120,24 +118,10 @@ def main():
         for run in variants.values():  # compile and warm up
             run()
             run()
-        speeds = {kind: [] for kind in KINDS}
-        for r in range(args.rounds):
-            for kind in KINDS[r % len(KINDS):] + KINDS[:r % len(KINDS)]:
-                start = time.perf_counter()
-                for _ in range(3):
-                    variants[kind]()
-                speeds[kind].append(3 * K * BATCH / (time.perf_counter() - start))
-            print(f"round {r + 1}/{args.rounds}", {k: round(v[-1], 1) for k, v in speeds.items()},
-                  flush=True)
+        speeds = common.interleaved_rounds(variants, args.rounds, K * BATCH)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    keras_feed = np.array(speeds["keras-feed"])
-    rows, results = [], {}
-    for kind in KINDS:
-        ratio = float(np.median(np.array(speeds[kind]) / keras_feed))
-        results[kind] = {"examples_per_sec": round(float(np.median(speeds[kind])), 1),
-                         "ratio_to_keras_feed": round(ratio, 3), "per_round": speeds[kind]}
-        rows.append([kind, f"{results[kind]['examples_per_sec']:.1f}", f"{ratio:.3f}x"])
+    results, rows = common.ratios_to(speeds, "keras-feed")
     det = "on" if deterministic else "off"
     markdown = "\n\n".join([
         "# AlexNet: slimkit's step against Keras' `fit` step, in one process (target 5)",

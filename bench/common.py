@@ -156,6 +156,37 @@ def md_table(headers, rows):
     return "\n".join(lines)
 
 
+def interleaved_rounds(variants, rounds, examples_per_call, calls=3, log=print):
+    """Times in-process ``variants`` (name -> callable) in interleaved rounds.
+
+    Each round calls every variant ``calls`` times, in an order rotated by one each round (so no
+    variant always runs first or after the same one). Returns ``{name: [examples/s per round]}``.
+    """
+    names = list(variants)
+    speeds = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            start = time.perf_counter()
+            for _ in range(calls):
+                variants[name]()
+            speeds[name].append(calls * examples_per_call / (time.perf_counter() - start))
+        log(f"round {r + 1}/{rounds}", {k: round(v[-1], 1) for k, v in speeds.items()})
+    return speeds
+
+
+def ratios_to(speeds, base):
+    """Per variant: median examples/s and the median over rounds of its ratio to ``base``'s
+    examples/s in the same round, as ``({name: record}, table rows)``."""
+    results, rows = {}, []
+    for name, values in speeds.items():
+        ratio = statistics.median(v / b for v, b in zip(values, speeds[base]))
+        results[name] = {"examples_per_sec": round(statistics.median(values), 1),
+                         f"ratio_to_{base.replace('-', '_')}": round(ratio, 3),
+                         "per_round": values}
+        rows.append([name, f"{statistics.median(values):,.1f}", f"{ratio:.3f}x"])
+    return results, rows
+
+
 def make_folder(root, classes=3, per_class=40, size=(256, 320)):
     """A small image folder of coloured noise (class = dominant channel), as JPEG files
     (``compare.py`` and ``summaries_cost.py`` train AlexNet on it)."""

@@ -28,7 +28,6 @@ Writes ``bench/results/<name>.{json,md}``.
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -151,23 +150,8 @@ def main():
     for run in variants.values():  # compile and warm up
         run()
         run()
-    speeds = {kind: [] for kind in KINDS}
-    for r in range(args.rounds):
-        order = KINDS[r % len(KINDS):] + KINDS[:r % len(KINDS)]
-        for kind in order:
-            start = time.perf_counter()
-            for _ in range(3):
-                variants[kind]()
-            speeds[kind].append(3 * K * BATCH / (time.perf_counter() - start))
-        print(f"round {r + 1}/{args.rounds}", {k: round(v[-1]) for k, v in speeds.items()},
-              flush=True)
-    tf1 = np.array(speeds["tf1"])
-    rows, results = [], {}
-    for kind in KINDS:
-        ratio = float(np.median(np.array(speeds[kind]) / tf1))
-        results[kind] = {"examples_per_sec": round(float(np.median(speeds[kind])), 1),
-                         "ratio_to_tf1": round(ratio, 3), "per_round": speeds[kind]}
-        rows.append([kind, f"{results[kind]['examples_per_sec']:,.0f}", f"{ratio:.3f}x"])
+    speeds = common.interleaved_rounds(variants, args.rounds, K * BATCH)
+    results, rows = common.ratios_to(speeds, "tf1")
     det = "on" if deterministic else "off"
     markdown = "\n\n".join([
         "# The tutorial's step against TF1's, in one process (target 4)",
