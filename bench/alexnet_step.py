@@ -20,7 +20,6 @@ Deterministic ops are on for all (slimkit's default; the Keras peer of ``compare
 them). Writes ``bench/results/<name>.{json,md}``.
 """
 
-import argparse
 import os
 import shutil
 import sys
@@ -81,26 +80,14 @@ def keras_variant(folder, constant):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--no-deterministic", action="store_true")
-    parser.add_argument("--name", default="alexnet_step")
-    args = parser.parse_args()
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = common.in_process_args(__doc__.splitlines()[0], rounds=6, name="alexnet_step")
+    runtime = common.in_process_runtime(not args.no_deterministic)
     import keras
     import numpy as np
     import tensorflow as tf
 
-    import slimkit  # noqa: F401  (oneDNN on, as for slimkit's own runs)
     from slimkit.data.image_folder import ImageFolder
-    from slimkit.training import runtime
 
-    info = common.machine()
-    intra, inter = runtime.configure_threads(None, None)
-    deterministic = not args.no_deterministic
-    if deterministic:
-        runtime.configure_determinism(0)
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     root = tempfile.mkdtemp(prefix="slimkit_alexnet_step_", dir="/tmp")
     try:
@@ -121,21 +108,12 @@ def main():
         speeds = common.interleaved_rounds(variants, args.rounds, K * BATCH)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    results, rows = common.ratios_to(speeds, "keras-feed")
-    det = "on" if deterministic else "off"
-    markdown = "\n\n".join([
-        "# AlexNet: slimkit's step against Keras' `fit` step, in one process (target 5)",
-        f"Machine: {common.machine_line(info)}; {intra} intra-op / {inter} inter-op threads "
-        f"(0 = TensorFlow's default); deterministic ops {det}; mixed bfloat16.",
-        f"Batch {BATCH}, 224x224, {CLASSES} classes, SGD momentum 0.9; {K} steps per timed call, 3 "
-        f"calls per variant per round, {args.rounds} interleaved rounds (order rotated). `vs "
-        "keras-feed` = median over rounds of the variant's examples/s divided by keras-feed's in "
-        "the same round. See the docstring of `bench/alexnet_step.py` for the variants.",
-        common.md_table(["variant", "examples/s (median)", "vs keras-feed"], rows)])
-    payload = {"machine": info, "deterministic": deterministic, "rounds": args.rounds,
-               "batch": BATCH, "steps_per_call": K, "results": results}
-    for path in common.write_results(args.name, payload, markdown, keep_notes=True):
-        print("wrote", path)
+    common.write_in_process_results(
+        args, runtime, "AlexNet: slimkit's step against Keras' `fit` step, in one process "
+        "(target 5)",
+        f"Mixed bfloat16, batch {BATCH}, 224x224, {CLASSES} classes, SGD momentum 0.9; {K} steps "
+        "per timed call, 3 calls per variant per round", "keras-feed", speeds,
+        {"batch": BATCH, "steps_per_call": K})
 
 
 if __name__ == "__main__":

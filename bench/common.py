@@ -156,6 +156,36 @@ def md_table(headers, rows):
     return "\n".join(lines)
 
 
+def in_process_args(description, rounds, name):
+    """The command line of an in-process A/B script: ``--rounds``, ``--no-deterministic``,
+    ``--name``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--no-deterministic", action="store_true")
+    parser.add_argument("--name", default=name)
+    return parser.parse_args()
+
+
+def in_process_runtime(deterministic):
+    """The machine, then slimkit's process settings as ``slimkit train`` makes them (oneDNN on,
+    its CPU threads, deterministic ops unless ``deterministic`` is False).
+
+    Returns:
+        ``(machine info, intra-op threads, inter-op threads)`` (0 = TensorFlow's default).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import slimkit  # noqa: F401  (sets TF_ENABLE_ONEDNN_OPTS before TensorFlow loads)
+    from slimkit.training import runtime
+
+    info = machine()
+    intra, inter = runtime.configure_threads(None, None)
+    if deterministic:
+        runtime.configure_determinism(0)
+    return info, intra, inter
+
+
 def interleaved_rounds(variants, rounds, examples_per_call, calls=3, log=print):
     """Times in-process ``variants`` (name -> callable) in interleaved rounds.
 
@@ -185,6 +215,27 @@ def ratios_to(speeds, base):
                          "per_round": values}
         rows.append([name, f"{statistics.median(values):,.1f}", f"{ratio:.3f}x"])
     return results, rows
+
+
+def write_in_process_results(args, runtime, title, setup, base, speeds, extra=None):
+    """Writes an in-process A/B (``in_process_args``' command line, ``in_process_runtime``'s
+    result, ``interleaved_rounds``' speeds) to ``bench/results/<args.name>.{json,md}``, each
+    variant's ratio to ``base`` taken within a round; ``setup`` says what was timed."""
+    info, intra, inter = runtime
+    results, rows = ratios_to(speeds, base)
+    deterministic = not args.no_deterministic
+    markdown = "\n\n".join([
+        f"# {title}",
+        f"Machine: {machine_line(info)}; {intra} intra-op / {inter} inter-op threads (0 = "
+        f"TensorFlow's default); deterministic ops {'on' if deterministic else 'off'}.",
+        f"{setup}; {args.rounds} interleaved rounds (order rotated). `vs {base}` = median over "
+        f"rounds of the variant's examples/s divided by {base}'s in the same round. The script's "
+        "docstring says what each variant is.",
+        md_table(["variant", "examples/s (median)", f"vs {base}"], rows)])
+    payload = {"machine": info, "deterministic": deterministic, "rounds": args.rounds,
+               **(extra or {}), "results": results}
+    for path in write_results(args.name, payload, markdown, keep_notes=True):
+        print("wrote", path)
 
 
 def make_folder(root, classes=3, per_class=40, size=(256, 320)):

@@ -25,7 +25,6 @@ variant). Not included: data feeding, summaries, checkpoints, progress (whole ru
 Writes ``bench/results/<name>.{json,md}``.
 """
 
-import argparse
 import os
 import sys
 
@@ -125,23 +124,10 @@ KINDS = ("tf1", "slimkit", "plain", "plain+norm", "plain+guard", "plain+loss-gua
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=12)
-    parser.add_argument("--no-deterministic", action="store_true")
-    parser.add_argument("--name", default="tutorial_step")
-    args = parser.parse_args()
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = common.in_process_args(__doc__.splitlines()[0], rounds=12, name="tutorial_step")
+    runtime = common.in_process_runtime(not args.no_deterministic)
     import numpy as np
 
-    import slimkit  # noqa: F401  (oneDNN on, as for slimkit's own runs)
-    from slimkit.training import runtime
-
-    info = common.machine()
-    intra, inter = runtime.configure_threads(None, None)
-    deterministic = not args.no_deterministic
-    if deterministic:
-        runtime.configure_determinism(0)
     rng = np.random.default_rng(0)
     images = rng.random((K, BATCH, 28, 28, 1), np.float32)
     labels = rng.integers(0, 10, (K, BATCH)).astype(np.int32)
@@ -151,21 +137,10 @@ def main():
         run()
         run()
     speeds = common.interleaved_rounds(variants, args.rounds, K * BATCH)
-    results, rows = common.ratios_to(speeds, "tf1")
-    det = "on" if deterministic else "off"
-    markdown = "\n\n".join([
-        "# The tutorial's step against TF1's, in one process (target 4)",
-        f"Machine: {common.machine_line(info)}; {intra} intra-op / {inter} inter-op threads; "
-        f"deterministic ops {det}.",
+    common.write_in_process_results(
+        args, runtime, "The tutorial's step against TF1's, in one process (target 4)",
         f"Batch {BATCH}, Adam 1e-4, dropout 0.5, fp32; {K} steps per timed call, 3 calls per "
-        f"variant per round, {args.rounds} interleaved rounds (order rotated). `vs TF1` = median "
-        "over rounds of the variant's examples/s divided by TF1's in the same round. See the "
-        "docstring of `bench/tutorial_step.py` for what each variant is.",
-        common.md_table(["variant", "examples/s (median)", "vs TF1"], rows)])
-    payload = {"machine": info, "deterministic": deterministic, "rounds": args.rounds,
-               "batch": BATCH, "steps_per_call": K, "results": results}
-    for path in common.write_results(args.name, payload, markdown, keep_notes=True):
-        print("wrote", path)
+        "variant per round", "tf1", speeds, {"batch": BATCH, "steps_per_call": K})
 
 
 if __name__ == "__main__":
