@@ -17,7 +17,7 @@ training slimkit's ``alexnet`` (3 classes, 224x224, batch 32, mixed bfloat16, SG
 
 The image folder is generated (``common.make_folder``: 3 classes x 100 JPEGs of 256x320).
 Deterministic ops are on for all (slimkit's default; the Keras peer of ``compare.py`` runs without
-them). Writes ``bench/results/<name>.{json,md}``.
+them), or off for all with ``--no-deterministic``. Writes ``bench/results/<name>.{json,md}``.
 """
 
 import os
