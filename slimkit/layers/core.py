@@ -29,8 +29,9 @@ import tensorflow as tf
 
 from slimkit.layers import initializers, regularizers
 from slimkit.layers.arg_scope import add_arg_scope
-from slimkit.layers.keras_layers import (Dropout, FixedModeBatchNormalization, FixedModeDropout,
-                                         GroupedConv2D, LocalResponseNormalization)
+from slimkit.layers.keras_layers import (Dense, Dropout, FixedModeBatchNormalization,
+                                         FixedModeDropout, GroupedConv2D,
+                                         LocalResponseNormalization)
 
 # TensorFlow activation functions -> Keras names, so that models stay serializable.
 _TF_ACTIVATIONS = {
@@ -176,7 +177,7 @@ def fully_connected(inputs, num_outputs, activation_fn=keras.activations.relu, n
     """
     use_bias = normalizer_fn is None and biases_initializer is not None
     activation = get_activation(activation_fn)
-    layer = keras.layers.Dense(
+    layer = Dense(
         _positive_int(num_outputs, "num_outputs"),
         activation=activation if normalizer_fn is None else None, use_bias=use_bias,
         kernel_initializer=initializers.get(weights_initializer),

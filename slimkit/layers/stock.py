@@ -8,6 +8,8 @@ slimkit's own layer classes (:mod:`slimkit.layers.keras_layers`) are registered 
 serialization under the package ``slimkit``: a ``.keras`` file of a model holding them needs
 slimkit to load. For inference each has a stock equivalent:
 
+- :class:`~slimkit.layers.keras_layers.Dense`: Keras' ``Dense`` (the same forward product; only
+  slimkit's gradient kernel differs);
 - :class:`~slimkit.layers.keras_layers.Dropout` and ``FixedModeDropout(training=False)``: Keras'
   ``Dropout`` (inference is the identity either way);
 - :class:`~slimkit.layers.keras_layers.GroupedConv2D`: Keras' ``Conv2D`` with the same ``groups``
@@ -71,6 +73,8 @@ def _stock(layer, model):
                                                 "express"))
     config = {k: v for k, v in layer.get_config().items() if k not in _TRAINING_ONLY}
     config.pop("training", None)  # the Fixed* classes' own key
+    if isinstance(layer, keras_layers.Dense):
+        return keras.layers.Dense.from_config(config)
     if isinstance(layer, keras_layers.Dropout):
         return keras.layers.Dropout.from_config(config)
     if isinstance(layer, keras_layers.GroupedConv2D):

@@ -97,6 +97,45 @@ def test_grouped_conv2d_matches_keras_grouped_convolution_and_its_gradient():
     np.testing.assert_allclose(ours(x2).numpy()[..., :2], ours(x).numpy()[..., :2], atol=1e-6)
 
 
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("compiled", [False, True])
+def test_fully_connected_matches_keras_dense_and_its_gradients(policy, compiled):
+    """Ours computes the input gradient with BatchMatMulV2 (faster in oneDNN): same values."""
+    x = tf.constant(np.random.default_rng(0).normal(size=(5, 7)).astype(np.float32))
+    keras.config.set_dtype_policy(policy)
+    try:
+        ours = build(lambda t: slim.fully_connected(t, 3, scope="fc"), (7,))
+        theirs = build(lambda t: keras.layers.Dense(3, activation="relu")(t), (7,))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    theirs.set_weights(ours.get_weights())
+    assert type(ours.get_layer("fc")).__name__ == "Dense"
+    assert type(ours.get_layer("fc")) is not keras.layers.Dense
+
+    def forward_and_gradients(model):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.cast(model(x), tf.float32)
+            loss = tf.reduce_sum(y * tf.range(1.0, 4.0))
+        return [y, *tape.gradient(loss, [x, *model.trainable_variables])]
+
+    if compiled:
+        forward_and_gradients = tf.function(forward_and_gradients)
+    results = [forward_and_gradients(ours), forward_and_gradients(theirs)]
+    assert results[0][1].dtype == tf.float32 and results[0][2].dtype == tf.float32
+    tolerance = 1e-6 if policy == "float32" else 1e-2
+    for a, b in zip(*results):
+        assert np.abs(b.numpy()).max() > 0.1  # the rows and gradients compared are not all zero
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=tolerance, atol=tolerance)
+
+
+def test_fully_connected_keeps_keras_path_for_other_ranks():
+    model = build(lambda t: slim.fully_connected(t, 3, activation_fn=None, scope="fc"), (4, 7))
+    x = np.random.default_rng(1).random((2, 4, 7), dtype=np.float32)
+    kernel, bias = model.get_layer("fc").get_weights()
+    np.testing.assert_allclose(model(x).numpy(), x @ kernel + bias, rtol=1e-5, atol=1e-6)
+
+
 def test_normalizer_replaces_the_bias_and_precedes_the_activation():
     model = build(lambda t: slim.conv2d(t, 4, 3, normalizer_fn=slim.batch_norm,
                                         normalizer_params={"scale": True}, scope="conv1"),
