@@ -302,9 +302,10 @@ def markdown(p):
             targets.append((f"3. {label}: mean >= 0.992 in <= 30 s wall",
                             statistics.mean(accs) >= TARGET_ACCURACY and bool(wall and wall <= 30),
                             f"mean {statistics.mean(accs):.4f}, {_fmt(wall, '.1f')} s"))
-    lines += ["## Time to accuracy (targets 2, 3, 7)", "",
-              common.md_table(["preset", "seeds", "mean acc", "range", "wall s", "vs Keras",
-                               "peak RSS MB", "precision", "others"], rows), ""]
+    if rows:  # not when only the throughput parts ran
+        lines += ["## Time to accuracy (targets 2, 3, 7)", "",
+                  common.md_table(["preset", "seeds", "mean acc", "range", "wall s", "vs Keras",
+                                   "peak RSS MB", "precision", "others"], rows), ""]
     if keras:
         k = keras[0]
         lines += [f"Keras `fit` ({p.get('keras_precision')}, batch 128, Adam 1e-3; "
