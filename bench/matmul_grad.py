@@ -87,8 +87,7 @@ def main():
     parser.add_argument("--onednn-off", action="store_true",
                         help="(the child run) measure with TF_ENABLE_ONEDNN_OPTS=0, print JSON")
     args = parser.parse_args()
-    if args.onednn_off:
-        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
+    if args.onednn_off:  # the parent set TF_ENABLE_ONEDNN_OPTS=0 before this process began
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         print("RESULT " + json.dumps(measure(args.rounds)))
         return
@@ -96,7 +95,8 @@ def main():
     info, intra, _ = runtime
     onednn = measure(args.rounds)
     child = subprocess.run([sys.executable, __file__, "--onednn-off", "--rounds",
-                            str(args.rounds)], capture_output=True, text=True, check=True)
+                            str(args.rounds)], capture_output=True, text=True, check=True,
+                           env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0"})
     eigen = json.loads(next(line for line in child.stdout.splitlines()
                             if line.startswith("RESULT "))[len("RESULT "):])
     markdown = "\n\n".join([
