@@ -72,9 +72,15 @@ def matmul(inputs, kernel):
     >>> matmul(np.ones((2, 3), "float32"), np.ones((3, 4), "float32")).shape
     TensorShape([2, 4])
     """
+    # TensorFlow names the ops of registered gradients "gradient_tape/<forward scope>/...";
+    # a custom gradient's ops would land at the graph's top level (in TensorBoard's graph, and
+    # in profiles, outside the backward pass) without this scope.
+    scope = f"gradient_tape/{tf.get_current_name_scope()}/".replace("//", "/")
+
     def grad(dy):
-        return (tf.raw_ops.BatchMatMulV2(x=dy, y=kernel, adj_y=True),
-                tf.matmul(inputs, dy, transpose_a=True))
+        with tf.name_scope(scope):
+            return (tf.raw_ops.BatchMatMulV2(x=dy, y=kernel, adj_y=True),
+                    tf.matmul(inputs, dy, transpose_a=True))
 
     return tf.matmul(inputs, kernel), grad
 

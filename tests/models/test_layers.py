@@ -129,6 +129,26 @@ def test_fully_connected_matches_keras_dense_and_its_gradients(policy, compiled)
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=tolerance, atol=tolerance)
 
 
+def test_fully_connected_gradient_ops_sit_in_the_backward_scope_of_their_layer():
+    """As TensorFlow names registered gradients: TensorBoard's graph and profiles group by it."""
+    model = build(lambda t: slim.fully_connected(t, 3, scope="fc"), (7,))
+
+    @tf.function
+    def gradients(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(x))
+        return tape.gradient(loss, model.trainable_variables)
+
+    graph = gradients.get_concrete_function(tf.TensorSpec([2, 7])).graph
+    products = [op.name for op in graph.get_operations()
+                if op.type in ("MatMul", "BatchMatMulV2") and "gradient_tape" in op.name]
+    assert len(products) == 2
+    forward = next(op.name for op in graph.get_operations() if op.type == "MatMul"
+                   and not op.name.startswith("gradient_tape"))
+    scope = forward.rsplit("/", 1)[0]  # e.g. functional_1/fc_1
+    assert all(name.startswith(f"gradient_tape/{scope}/") for name in products), products
+
+
 def test_fully_connected_keeps_keras_path_for_other_ranks():
     model = build(lambda t: slim.fully_connected(t, 3, activation_fn=None, scope="fc"), (4, 7))
     x = np.random.default_rng(1).random((2, 4, 7), dtype=np.float32)
