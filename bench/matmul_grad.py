@@ -58,12 +58,12 @@ def time_shape(batch, fan_in, fan_out, dtype, rounds):
     return {name: round(common.median(t), 3) for name, t in times.items()}
 
 
-def measure(rounds):
+def measure(rounds, dtypes):
     import tensorflow as tf
 
     rows = []
     for label, batch, fan_in, fan_out in SHAPES:
-        for dtype in (tf.float32, tf.bfloat16):
+        for dtype in (tf.as_dtype(d) for d in dtypes):
             ms = time_shape(batch, fan_in, fan_out, dtype, rounds)
             rows.append({"layer": label, "batch": batch, "fan_in": fan_in, "fan_out": fan_out,
                          "dtype": dtype.name, "ms": ms,
@@ -84,24 +84,29 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--name", default="matmul_grad")
+    parser.add_argument("--dtypes", default="float32,bfloat16",
+                        help="e.g. float32 alone where oneDNN has no bf16 kernels (an AVX2 CPU)")
     parser.add_argument("--onednn-off", action="store_true",
                         help="(the child run) measure with TF_ENABLE_ONEDNN_OPTS=0, print JSON")
     args = parser.parse_args()
+    dtypes = args.dtypes.split(",")
     if args.onednn_off:  # the parent set TF_ENABLE_ONEDNN_OPTS=0 before this process began
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        print("RESULT " + json.dumps(measure(args.rounds)))
+        print("RESULT " + json.dumps(measure(args.rounds, dtypes)))
         return
     runtime = common.in_process_runtime(deterministic=False)  # oneDNN on, as slimkit runs
     info, intra, _ = runtime
-    onednn = measure(args.rounds)
+    onednn = measure(args.rounds, dtypes)
     child = subprocess.run([sys.executable, __file__, "--onednn-off", "--rounds",
-                            str(args.rounds)], capture_output=True, text=True, check=True,
+                            str(args.rounds), "--dtypes", args.dtypes], capture_output=True, text=True, check=True,
                            env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0"})
     eigen = json.loads(next(line for line in child.stdout.splitlines()
                             if line.startswith("RESULT "))[len("RESULT "):])
     markdown = "\n\n".join([
         "# A dense layer's input gradient: MatMul with transpose_b against BatchMatMulV2",
-        f"Machine: {common.machine_line(info)}; {intra} intra-op threads.",
+        f"Machine: {common.machine_line(info)}; {intra} intra-op threads"
+        + (f"; oneDNN limited to `ONEDNN_MAX_CPU_ISA={os.environ['ONEDNN_MAX_CPU_ISA']}`"
+           if os.environ.get("ONEDNN_MAX_CPU_ISA") else "") + ".",
         f"Milliseconds per product (median of {args.rounds} alternating rounds of {REPEAT} "
         "products per compiled call). `input grad MatMul` is TensorFlow's gradient of `MatMul` "
         "(`MatMul(dy, W, transpose_b=True)`), `input grad BatchMatMulV2` the same product as "
@@ -110,6 +115,7 @@ def main():
         "## oneDNN on (slimkit's setting)", table(onednn),
         "## oneDNN off (`TF_ENABLE_ONEDNN_OPTS=0`, Eigen)", table(eigen)])
     payload = {"machine": info, "rounds": args.rounds, "repeat": REPEAT,
+               "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
                "onednn": onednn, "eigen": eigen}
     for path in common.write_results(args.name, payload, markdown, keep_notes=True):
         print("wrote", path)

@@ -5,8 +5,8 @@
   gradient for its input. TensorFlow's gradient of ``MatMul`` computes it as ``MatMul(dy, kernel,
   transpose_b=True)``, which oneDNN runs 1.5-4.2x slower in float32 than the same product as
   ``BatchMatMulV2(dy, kernel, adj_y=True)`` (Deep MNIST's fc1 at batch 50: 6.4 vs 2.5 ms;
-  AlexNet's fc6 at batch 32: 39 vs 9 ms, on a Zen 5 EPYC); in bfloat16, and with oneDNN off, the
-  two cost the same (``bench/results/matmul_grad.md``).
+  AlexNet's fc6 at batch 32: 39 vs 9 ms, on a Zen 5 EPYC); in bfloat16, with oneDNN's AVX2
+  kernels and with oneDNN off, the two cost about the same (``bench/results/matmul_grad*.md``).
 - :class:`GroupedConv2D` for ``conv2d(..., groups=2)``: Keras' own grouped convolution compiles
   each call with XLA on TensorFlow, which on a CPU ran AlexNet's conv2 forward+backward about 12x
   slower than one ordinary convolution per group (measured: 0.65 s vs 0.056 s at batch 16).
