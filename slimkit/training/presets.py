@@ -31,7 +31,7 @@ PRESETS = {
     # regularizes more than 3 epochs need; the network, as evaluated, is the same), one checkpoint
     # at the end (by time: every 10 min; each is 52 MB). Measured over 5 seeds on a 2-core AMD EPYC
     # (Zen 5) with AVX-512 in bf16: 0.9918-0.9944, mean 0.9928, 33 s wall, 2.4x Keras `fit`'s time
-    # to 0.992 there (bench/results/compare_zen5.md); in fp32 mean 0.9923, min 0.9915
+    # to 0.992 there (bench/results/compare_zen5.md); in fp32 mean 0.9924, min 0.9914
     # (time_to_accuracy_zen5.md). The recipe of 2026-12-03 to 12-05 (5 epochs of 55,000, lr 3e-3,
     # keep_prob 0.5; 4 epochs had no margin) took 0.9916-0.9936 in 52.7 s (AMX Xeon, bf16) to
     # 258.7 s (AVX2 EPYC, fp32); at 3 epochs its mean was 0.9917. At 3 epochs of 60,000 with
