@@ -203,19 +203,16 @@ def _random_shift(images, hashes):
     10x faster than gathering every pixel through index arrays (1 ms instead of 11 ms for ten
     batches of 256 MNIST images), with the same result.
     """
-    n, height, width, _ = images.shape
+    _, height, width, _ = images.shape
     span = 2 * _MAX_SHIFT + 1
     dy = (hashes % np.uint64(span)).astype(np.int64) - _MAX_SHIFT
     dx = ((hashes >> np.uint64(32)) % np.uint64(span)).astype(np.int64) - _MAX_SHIFT
     out = np.zeros_like(images)
-    code = (dy + _MAX_SHIFT) * span + (dx + _MAX_SHIFT)  # which of the 25 shifts
-    order = np.argsort(code, kind="stable")
-    bounds = np.searchsorted(code[order], np.arange(span * span + 1))
-    for c in range(span * span):
-        group = order[bounds[c]:bounds[c + 1]]
-        if len(group):
-            y, x = c // span - _MAX_SHIFT, c % span - _MAX_SHIFT
-            # out[y', x'] = in[y' - y, x' - x] where both lie inside the image
-            out[group, max(y, 0):height + min(y, 0), max(x, 0):width + min(x, 0)] = \
-                images[group, max(-y, 0):height - max(y, 0), max(-x, 0):width - max(x, 0)]
+    for y in range(-_MAX_SHIFT, _MAX_SHIFT + 1):
+        for x in range(-_MAX_SHIFT, _MAX_SHIFT + 1):
+            group = np.flatnonzero((dy == y) & (dx == x))
+            if len(group):
+                # out[y', x'] = in[y' - y, x' - x] where both lie inside the image
+                out[group, max(y, 0):height + min(y, 0), max(x, 0):width + min(x, 0)] = \
+                    images[group, max(-y, 0):height - max(y, 0), max(-x, 0):width - max(x, 0)]
     return out
