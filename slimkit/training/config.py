@@ -67,6 +67,9 @@ class TrainConfig:
     validation_size: int = _field(5000, "training examples held out for validation")
     image_size: typing.Optional[int] = _field(None, "image side for image folders (default: the "
                                                     "model's)")
+    image_cache_mb: float = _field(1024.0, "an image folder's decoded images are kept in memory "
+                                           "if they fit in this many MiB (0: decode every file "
+                                           "every epoch)")
     logdir: typing.Optional[str] = _field(None, "where checkpoints, summaries and config.json go "
                                                 "(default: runs/<preset or model>)")
     seed: int = _field(0, "seed of weights, data order, augmentation and dropout")
@@ -319,7 +322,7 @@ def _validate(config):
     if c.learning_rate <= 0:
         _bad("learning_rate", "a strictly positive number", c.learning_rate)
     for name in ("validation_size", "startup_delay_steps", "weight_decay", "clip_gradient_norm",
-                 "end_learning_rate"):
+                 "end_learning_rate", "image_cache_mb"):
         if getattr(c, name) is not None and getattr(c, name) < 0:
             _bad(name, "a number >= 0", getattr(c, name))
     if c.trace_every_n_steps is not None and c.trace_every_n_steps < 0:

@@ -115,6 +115,8 @@ def train(config, train_step_fn=None, log_stream=None):
             progress.message(f"precision: {runtime['precision']} ({runtime['precision_reason']}); "
                              f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} "
                              f"replica(s); {runtime['threads'][0] or 'default'} intra-op threads")
+            for message in data.messages:
+                progress.message(message)
             # --- restore: own checkpoint first; else warm-start from --checkpoint-path (Slim)
             step = _restore(run, config, progress)
             if step >= run.total_steps:

@@ -326,3 +326,66 @@ def test_a_file_that_cannot_be_read_is_reported_with_its_reason_and_never_cached
     again = cached._VerdictCache(root, paths)
     assert again.unknown() == [unreadable]  # decoded (and read) again next time
     assert again.failed() == {corrupt}
+
+
+@pytest.fixture(scope="module")
+def shapes_root(tmp_path_factory):
+    """Images of different sizes and aspect ratios (portrait, landscape, square, larger)."""
+    root = tmp_path_factory.mktemp("shapes")
+    shapes = [(40, 48), (60, 37), (37, 37), (90, 50), (45, 80), (38, 41)]
+    for i, shape in enumerate(shapes * 2):
+        _save(root / ("ab"[i % 2]) / f"{i}.jpg", _noise(30 + i, shape + (3,)))
+    return root
+
+
+def _all_batches(folder):
+    train = folder.dataset("train", 3, training=True, seed=5, epoch=1, skip_batches=1,
+                           repeat=True).take(6)
+    return _batches(train) + _batches(folder.dataset("val", 2, training=False))
+
+
+def test_images_kept_in_memory_give_the_same_batches_bit_for_bit(shapes_root):
+    read = ImageFolder(shapes_root, SIZE, validation_fraction=0.34)
+    kept = ImageFolder(shapes_root, SIZE, validation_fraction=0.34)
+    train_mb = kept.keep_decoded("train", 1)
+    val_mb = kept.keep_decoded("validation", 1)
+    # each image resized to shorter side 37 (uint8 RGB): e.g. 60x37 -> 60x37, 90x50 -> 67x37
+    assert 0 < train_mb < 0.1 and 0 < val_mb < train_mb
+    expected, actual = _all_batches(read), _all_batches(kept)
+    assert len(actual) == len(expected) == 8  # 6 training batches across epochs, 2 validation
+    for (x1, y1), (x2, y2) in zip(expected, actual):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    # the files are not read again: the kept images are served even once the files are gone
+    moved = shapes_root.parent / (shapes_root.name + "_moved")
+    shapes_root.rename(moved)
+    try:
+        again = _all_batches(kept)
+    finally:
+        moved.rename(shapes_root)
+    for (x1, _), (x2, _) in zip(expected, again):
+        np.testing.assert_array_equal(x1, x2)
+
+
+def test_images_that_need_more_than_the_budget_are_not_kept(shapes_root):
+    folder = ImageFolder(shapes_root, SIZE, validation_fraction=0.34)
+    floor_mb = len(folder.train_files) * 37 * 37 * 3 / 2**20  # every image at least 37x37
+    assert folder.keep_decoded("train", floor_mb * 0.99) is None  # refused before decoding
+    assert folder.keep_decoded("train", floor_mb * 1.01) is None  # stopped while decoding
+    assert folder.keep_decoded("train", 0) is None
+    expected = _all_batches(ImageFolder(shapes_root, SIZE, validation_fraction=0.34))
+    for (x1, _), (x2, _) in zip(expected, _all_batches(folder)):  # still read from the files
+        np.testing.assert_array_equal(x1, x2)
+    with pytest.raises(ValueError, match="Expected 'train' or 'val'"):
+        folder.keep_decoded("test", 1)
+
+
+def test_a_file_that_no_longer_decodes_leaves_the_images_unkept(tmp_path):
+    for i in range(3):
+        for name in "ab":
+            _save(tmp_path / name / f"{i}.png", _noise(40 + i))
+    folder = ImageFolder(tmp_path, SIZE, validation_fraction=0.0)
+    (tmp_path / "a" / "1.png").write_bytes(b"changed after indexing: no longer a PNG")
+    assert folder.keep_decoded("train", 1) is None
+    labels = np.concatenate([y for _, y in _batches(folder.dataset("train", 1, training=False))])
+    assert labels.tolist() == [0, 0, 1, 1, 1]  # the pipeline leaves the broken file out

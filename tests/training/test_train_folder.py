@@ -81,3 +81,24 @@ def test_keep_best_on_a_folder_evaluates_each_step_once(folder, tmp_path):
     assert metrics["validation_accuracy"] == pytest.approx(evaluated[-1][1])
     assert out.getvalue().count("step 5: validation accuracy") == 1
     assert "val accuracy: " in out.getvalue()
+
+
+def test_images_kept_in_memory_train_exactly_as_files_read_every_epoch(folder, tmp_path):
+    """The default keeps the decoded images in memory (--image-cache-mb): the same checkpoint as
+    reading every file every epoch, and the log says which one the run did."""
+    logs = {}
+    for name, budget in (("kept", 1024.0), ("read", 0.0), ("too_small", 0.01)):
+        config = TrainConfig(**{**_config(folder, tmp_path / name, 8).to_dict(),
+                                "image_cache_mb": budget})
+        out = io.StringIO()
+        train(config, log_stream=out)
+        logs[name] = out.getvalue()
+    assert ("20 training images and 2 validation images kept decoded in memory (0.1 MiB): read "
+            "and decoded once") in logs["kept"]
+    assert "decoded" not in logs["read"]
+    assert ("the 20 training images are decoded again every epoch: they need more than "
+            "--image-cache-mb 0.01 MiB of memory") in logs["too_small"]
+    expected = _weights(tmp_path / "read" / "ckpt-8")
+    for name in ("kept", "too_small"):
+        actual = _weights(tmp_path / name / "ckpt-8")
+        assert [k for k in expected if not np.array_equal(expected[k], actual[k])] == []
