@@ -3,13 +3,15 @@
     python bench/alexnet_step.py [--rounds 6] [--no-deterministic] [--name alexnet_step]
 
 ``compare.py`` times whole processes (``slimkit train --preset alexnet-folder`` against
-``keras_alexnet.py``), which drift by +-10% within minutes on these shared machines. Here four
+``keras_alexnet.py``), which drift by +-10% within minutes on these shared machines. Here five
 variants live in one process and are timed in the same interleaved rounds (order rotated), each
 training slimkit's ``alexnet`` (3 classes, 224x224, batch 32, mixed bfloat16, SGD with momentum
 0.9, the arg scope's weight decay 5e-4), two steps per timed call as the preset's loop does:
 
 - ``slimkit-feed``: ``make_train_step`` fed by the loop's ``FolderFeed`` (the ``ImageFolder``
   pipeline: JPEG decode, random crop and flip; ``next_batches(2)``);
+- ``slimkit-kept``: the same, with the images kept decoded in memory as ``slimkit train`` does
+  when they fit in ``--image-cache-mb`` (``ImageFolder.keep_decoded``): crop and flip only;
 - ``keras-feed``: Keras' own compiled train function (what ``model.fit`` runs each step, no XLA:
   Keras turns it off on CPU-only machines) pulling from the same pipeline's iterator;
 - ``slimkit-const`` and ``keras-const``: the same steps on two constant random batches, so the
@@ -96,8 +98,11 @@ def main():
         rng = np.random.default_rng(0)
         constant = (tf.constant(rng.random((K, BATCH, 224, 224, 3), np.float32)),
                     tf.constant(rng.integers(0, CLASSES, (K, BATCH)).astype(np.int32)))
+        kept = ImageFolder(folder.root, image_size=224, seed=0)
+        kept.keep_decoded("train", 1024)
         variants = {
             "slimkit-feed": slimkit_variant(folder, None),
+            "slimkit-kept": slimkit_variant(kept, None),
             "keras-feed": keras_variant(folder, None),
             "slimkit-const": slimkit_variant(folder, constant),
             "keras-const": keras_variant(folder, constant),
