@@ -41,7 +41,7 @@ Decoded images kept in memory (``ImageFolder.keep_decoded``; ``slimkit train`` d
 fit in ``--image-cache-mb``). Reading, decoding and resizing a file is most of the pipeline's work,
 and every epoch did it again: ~2.7 ms of a core per 256x320 JPEG, ~18 ms per 1200x1600 one
 (2-core Zen 5 EPYC). A split whose resized images fit in a memory budget is decoded once, in
-parallel, into one uint8 buffer; each epoch then crops from memory, ~0.65 ms of a core per image.
+parallel, into uint8 buffers; each epoch then crops from memory, ~0.65 ms of a core per image.
 The kept images are the pipeline's own resized ones, so every batch is bit for bit what it would
 have been without (and resuming stays exact).
 
@@ -68,6 +68,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _CROP_FRACTION = 0.875  # resize to image_size / 0.875, then crop image_size (224 of 256)
 _VAL_NAMES = ("val", "validation")
 _CACHE_MIN_FILES = 1000  # smaller folders decode in under a second: no verdict cache
+_CHUNK_BYTES = 64 * 2**20  # keep_decoded's unit of memory
 
 
 class ImageFolder:
@@ -134,7 +135,7 @@ class ImageFolder:
         self.train_labels = np.array([y for _, y in train], np.int32)
         self.val_files = [p for p, _ in val]
         self.val_labels = np.array([y for _, y in val], np.int32)
-        self._kept = {}  # split -> (pixels, offsets, shapes): see keep_decoded
+        self._kept = {}  # split -> (chunks, where, shapes): see keep_decoded
 
     @property
     def num_classes(self):
@@ -149,9 +150,9 @@ class ImageFolder:
         """Decodes the images of ``split`` once and keeps them in memory, if they fit.
 
         Each file is read, decoded and resized (shorter side ``image_size / 0.875``) as the
-        pipeline does, in parallel, into one uint8 buffer; ``dataset(split, ...)`` then crops
-        from it instead of decoding every file again each epoch. Batches are unchanged, bit for
-        bit. While the buffer is assembled the images are held twice (up to 2x the budget).
+        pipeline does, in parallel, into uint8 buffers of ~64 MiB; ``dataset(split, ...)`` then
+        crops from them instead of decoding every file again each epoch. Batches are unchanged,
+        bit for bit.
 
         Args:
             split: ``"train"`` or ``"val"`` (``"validation"``).
@@ -186,20 +187,29 @@ class ImageFolder:
 
         ds = tf.data.Dataset.from_tensor_slices(files).map(
             resized, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        images, shapes, total = [], [], 0
+        # Flat uint8 chunks of ~64 MiB, each holding whole images: concatenating the images as
+        # they come keeps the memory at the images' size plus one chunk (one buffer for all would
+        # need twice the images' size while it is assembled).
+        chunks, pending, pending_size, total = [], [], 0, 0
+        where, shapes = [], []  # per image: (chunk, start within it), (h, w, 3)
         try:
             for image in ds:
-                total += image.shape.num_elements()
+                size = image.shape.num_elements()
+                total += size
                 if total > budget:
                     return None
+                where.append((len(chunks), pending_size))
                 shapes.append(image.shape.as_list())
-                images.append(tf.reshape(image, [-1]))
+                pending.append(tf.reshape(image, [-1]))
+                pending_size += size
+                if pending_size >= _CHUNK_BYTES:
+                    chunks.append(tf.concat(pending, axis=0))
+                    pending, pending_size = [], 0
         except tf.errors.OpError:  # changed since indexing and no longer decodes
             return None
-        offsets = np.concatenate([[0], np.cumsum([np.prod(s) for s in shapes])])
-        pixels = tf.concat(images, axis=0)
-        del images
-        self._kept[key] = (pixels, tf.constant(offsets, tf.int64), tf.constant(shapes, tf.int32))
+        if pending:
+            chunks.append(tf.concat(pending, axis=0))
+        self._kept[key] = (chunks, tf.constant(where, tf.int64), tf.constant(shapes, tf.int64))
         return total / 2**20
 
     def dataset(self, split, batch_size, training, seed=0, epoch=0, skip_batches=0, repeat=False):
@@ -253,8 +263,14 @@ class ImageFolder:
             if kept is None:
                 image = decode_image(tf.io.read_file(files_t[index]))
                 return _resize_shorter_side(image, resize_to)
-            pixels, offsets, shapes = kept
-            return tf.reshape(pixels[offsets[index]:offsets[index + 1]], shapes[index])
+            chunks, where, shapes = kept
+            chunk, start = where[index][0], where[index][1]
+            end = start + tf.reduce_prod(shapes[index])
+
+            def branch(pixels):
+                return lambda: pixels[start:end]
+            flat = tf.switch_case(tf.cast(chunk, tf.int32), [branch(c) for c in chunks])
+            return tf.reshape(flat, shapes[index])
 
         def load(index, e, position):
             image = resized(index)

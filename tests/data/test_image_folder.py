@@ -344,7 +344,12 @@ def _all_batches(folder):
     return _batches(train) + _batches(folder.dataset("val", 2, training=False))
 
 
-def test_images_kept_in_memory_give_the_same_batches_bit_for_bit(shapes_root):
+@pytest.mark.parametrize("chunk_bytes", [64 * 2**20, 10_000])  # one buffer; ~2 images each
+def test_images_kept_in_memory_give_the_same_batches_bit_for_bit(shapes_root, chunk_bytes,
+                                                                  monkeypatch):
+    from slimkit.data import image_folder
+
+    monkeypatch.setattr(image_folder, "_CHUNK_BYTES", chunk_bytes)
     read = ImageFolder(shapes_root, SIZE, validation_fraction=0.34)
     kept = ImageFolder(shapes_root, SIZE, validation_fraction=0.34)
     train_mb = kept.keep_decoded("train", 1)
