@@ -99,7 +99,8 @@ def main():
         constant = (tf.constant(rng.random((K, BATCH, 224, 224, 3), np.float32)),
                     tf.constant(rng.integers(0, CLASSES, (K, BATCH)).astype(np.int32)))
         kept = ImageFolder(folder.root, image_size=224, seed=0)
-        kept.keep_decoded("train", 1024)
+        if kept.keep_decoded("train", 1024) is None:
+            raise SystemExit("the generated folder's images were not kept in memory")
         variants = {
             "slimkit-feed": slimkit_variant(folder, None),
             "slimkit-kept": slimkit_variant(kept, None),

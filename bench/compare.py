@@ -355,12 +355,14 @@ def markdown(p):
     if alex_loop and alex_keras:
         a = _median([r["examples_per_sec"] for r in alex_loop])
         b = _median([r["examples_per_sec"] for r in alex_keras])
-        precisions = "/".join(sorted({str(r.get("precision")) for r in alex_loop + alex_keras}))
+        # (Keras records before 2026-12-06 have no precision: Deep MNIST's Keras precision)
+        precisions = "/".join(sorted({r.get("precision") or str(p.get("keras_precision"))
+                                      for r in alex_loop + alex_keras}))
         rows.append([f"loop vs Keras fit (alexnet 224x224, batch 32, {precisions})",
                      _fmt(a, ",.1f"), _fmt(b, ",.1f"), f"{a / b:.2f}x" if a and b else "n/a"])
         targets.append(("5. loop >= 1.1x Keras fit (alexnet)", bool(a and b and a >= 1.1 * b),
                         f"{a / b:.2f}x" if a and b else "n/a"))
-    kept = by("alexnet pipeline (kept)")
+    kept = [r for r in by("alexnet pipeline (kept)") if r.get("kept_mb")]  # (None: not kept)
     photo = "x".join(map(str, p.get("alexnet_photo_size") or (256, 320)))
     if pipe and alex_loop:
         a = _median([r["examples_per_sec"] for r in pipe])

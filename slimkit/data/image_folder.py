@@ -39,7 +39,7 @@ per-channel normalization with the ImageNet mean and standard deviation -> batch
 
 Decoded images kept in memory (``ImageFolder.keep_decoded``; ``slimkit train`` does it when they
 fit in ``--image-cache-mb``). Reading, decoding and resizing a file is most of the pipeline's work,
-and every epoch did it again: ~2.7 ms of a core per 256x320 JPEG, ~18 ms per 1200x1600 one
+and every epoch did it again: ~2.7 ms of a core per 256x320 JPEG, ~15 ms per 1200x1600 one
 (2-core Zen 5 EPYC). A split whose resized images fit in a memory budget is decoded once, in
 parallel, into uint8 buffers; each epoch then crops from memory, ~0.65 ms of a core per image.
 The kept images are the pipeline's own resized ones, so every batch is bit for bit what it would
@@ -54,6 +54,7 @@ the batches that follow are exactly the original run's.
 import concurrent.futures
 import hashlib
 import json
+import numbers
 import os
 import pathlib
 import warnings
@@ -167,7 +168,7 @@ class ImageFolder:
             usual, and leaves that one out).
 
         Raises:
-            ValueError: unknown split, empty split.
+            ValueError: unknown split, empty split, a budget that is not a number >= 0.
 
         Example:
             >>> folder = ImageFolder("flower_photos", image_size=224)
@@ -177,10 +178,25 @@ class ImageFolder:
 
         files, _ = self._split_arrays(split)
         key = "train" if split == "train" else "val"
+        if isinstance(max_megabytes, bool) or not isinstance(max_megabytes, numbers.Real) \
+                or not max_megabytes >= 0:  # (NaN too)
+            raise ValueError(f"Invalid value for argument `max_megabytes`. Expected a number of "
+                             f"MiB >= 0 (inf: no limit). Received max_megabytes={max_megabytes!r}.")
         resize_to = int(round(self.image_size / _CROP_FRACTION))
-        budget = int(max_megabytes * 2**20)
+        budget = max_megabytes * 2**20
         if len(files) * resize_to * resize_to * 3 > budget:
             return None
+        with tf.device("/CPU:0"):  # (on a machine with a GPU, not in its memory)
+            kept = self._decode_all(files, resize_to, budget)
+        if kept is None:
+            return None
+        self._kept[key] = kept
+        return sum(int(c.shape[0]) for c in kept[0]) / 2**20
+
+    @staticmethod
+    def _decode_all(files, resize_to, budget):
+        """``(chunks, where, shapes)`` of ``keep_decoded``, or None (over budget, undecodable)."""
+        import tensorflow as tf
 
         def resized(path):
             return _resize_shorter_side(decode_image(tf.io.read_file(path)), resize_to)
@@ -209,8 +225,7 @@ class ImageFolder:
             return None
         if pending:
             chunks.append(tf.concat(pending, axis=0))
-        self._kept[key] = (chunks, tf.constant(where, tf.int64), tf.constant(shapes, tf.int64))
-        return total / 2**20
+        return chunks, tf.constant(where, tf.int64), tf.constant(shapes, tf.int64)
 
     def dataset(self, split, batch_size, training, seed=0, epoch=0, skip_batches=0, repeat=False):
         """A ``tf.data.Dataset`` of ``(images float32 (B, S, S, 3), labels int32 (B,))``.

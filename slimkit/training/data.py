@@ -35,7 +35,9 @@ class TrainingData:
             batches of a split: ``"test"``, ``"validation"``, or ``"train"`` (the training
             examples in file order, preprocessed for evaluation: no augmentation).
         eval_splits: Splits that exist; the last one is the final evaluation's.
-        messages: What the loop prints about the data (e.g. images kept in memory).
+        prepare: Called once the run is sure to train (after the checks, the restore and the
+            "nothing to train" exit): slow preparation such as keeping an image folder's decoded
+            images in memory; returns what to print about it.
     """
 
     feed: typing.Any
@@ -45,7 +47,7 @@ class TrainingData:
     class_names: tuple
     eval_batches: typing.Callable
     eval_splits: tuple
-    messages: tuple = ()
+    prepare: typing.Callable = lambda: ()
 
     @property
     def final_split(self):
@@ -105,9 +107,9 @@ def _folder_data(config, image_shape, train_feed):
     size = config.image_size or (image_shape[0] if image_shape else 224)
     folder = ImageFolder(config.data_dir, image_size=size, seed=config.seed)
     feed = FolderFeed(folder, config.batch_size, config.seed) if train_feed else None
-    messages = []
-    if train_feed and config.image_cache_mb > 0:  # (one evaluation pass: no gain in keeping)
-        messages.append(_keep_decoded(folder, config.image_cache_mb))
+
+    def prepare():  # (training only: one evaluation pass gains nothing from keeping the images)
+        return [_keep_decoded(folder, config.image_cache_mb)] if config.image_cache_mb > 0 else []
 
     def eval_batches(split, batch_size):
         # an image folder has one held-out split; "train" is its training files
@@ -117,15 +119,16 @@ def _folder_data(config, image_shape, train_feed):
 
     splits_present = ("validation",) if folder.val_files else ()
     return TrainingData(feed, len(folder.train_files), folder.num_classes, folder.image_shape,
-                        tuple(folder.class_names), eval_batches, splits_present, tuple(messages))
+                        tuple(folder.class_names), eval_batches, splits_present, prepare)
 
 
 def _keep_decoded(folder, budget_mb):
     """Keeps the training images (then the validation ones) decoded in memory if they fit."""
     kept = folder.keep_decoded("train", budget_mb)
     if kept is None:
-        return (f"the {len(folder.train_files):,} training images are decoded again every epoch: "
-                f"they need more than --image-cache-mb {budget_mb:g} MiB of memory")
+        return (f"the {len(folder.train_files):,} training images are read and decoded every "
+                f"epoch: they need more than --image-cache-mb {budget_mb:g} MiB of memory, or "
+                f"one of them changed since the folder was indexed and no longer decodes")
     val = folder.keep_decoded("val", budget_mb - kept) if folder.val_files else None
     return (f"{len(folder.train_files):,} training images"
             + (f" and {len(folder.val_files):,} validation images" if val is not None else "")

@@ -115,8 +115,6 @@ def train(config, train_step_fn=None, log_stream=None):
             progress.message(f"precision: {runtime['precision']} ({runtime['precision_reason']}); "
                              f"{type(strategy).__name__}, {strategy.num_replicas_in_sync} "
                              f"replica(s); {runtime['threads'][0] or 'default'} intra-op threads")
-            for message in data.messages:
-                progress.message(message)
             # --- restore: own checkpoint first; else warm-start from --checkpoint-path (Slim)
             step = _restore(run, config, progress)
             if step >= run.total_steps:
@@ -125,6 +123,8 @@ def train(config, train_step_fn=None, log_stream=None):
                                  f"`slimkit eval {logdir}`, or pass a larger --steps to train on.")
                 return {"global_step": step, "stopped": "already_done", "logdir": logdir,
                         "checkpoint": run.restored_from, "precision": runtime["precision"]}
+            for message in data.prepare():  # e.g. decoding the images once: only for a run
+                progress.message(message)   # that trains
             if chief:  # restored (or warm-started): this run's settings are now the logdir's,
                 # with the precision `auto` chose (eval and export build the model in it)
                 save_config(dataclasses.replace(config, precision=runtime["precision"]), logdir,
@@ -254,13 +254,16 @@ def _setup_runtime(config, stream):
             chiefs = "bf16" if chief_decides(strategy, precision == "bf16") else "fp32"
             if chiefs != precision and rt.fast_bf16_hardware()[0] is None:
                 precision, reason = chiefs, f"{reason}; the chief's choice decides: {chiefs}"
-        settings = {**config.to_dict(), "data_dir": None, "precision": precision}  # data may move
+        # the data may move, and how much memory holds decoded images is each machine's own
+        settings = {**config.to_dict(), "data_dir": None, "image_cache_mb": None,
+                    "precision": precision}
         same = same_on_all_workers(strategy, json.dumps(settings, sort_keys=True, default=str))
     if not same:
         raise ValueError("The workers of this multi-worker run have different settings (or "
                          "precision `auto` chose differently on different hardware). Expected the "
                          "same command line and config on every worker (only TF_CONFIG's task index "
-                         "and --data-dir may differ); on mixed hardware set --precision.")
+                         "--data-dir and --image-cache-mb may differ); on mixed hardware set "
+                         "--precision.")
     # Checks that need the strategy come after the agreement above, so that every worker of a
     # multi-worker run refuses the same settings together (instead of one waiting for the other).
     check_global_batch(strategy, config.batch_size)  # before data and model are built

@@ -383,6 +383,10 @@ def test_images_that_need_more_than_the_budget_are_not_kept(shapes_root):
         np.testing.assert_array_equal(x1, x2)
     with pytest.raises(ValueError, match="Expected 'train' or 'val'"):
         folder.keep_decoded("test", 1)
+    for bad in (-1, float("nan"), "1", None, True):
+        with pytest.raises(ValueError, match=r"Expected a number of MiB >= 0 \(inf: no limit\)"):
+            folder.keep_decoded("train", bad)
+    assert folder.keep_decoded("train", float("inf")) == folder.keep_decoded("train", 1) > 0
 
 
 def test_a_file_that_no_longer_decodes_leaves_the_images_unkept(tmp_path):

@@ -96,8 +96,13 @@ def test_images_kept_in_memory_train_exactly_as_files_read_every_epoch(folder, t
     assert ("20 training images and 2 validation images kept decoded in memory (0.1 MiB): read "
             "and decoded once") in logs["kept"]
     assert "decoded" not in logs["read"]
-    assert ("the 20 training images are decoded again every epoch: they need more than "
-            "--image-cache-mb 0.01 MiB of memory") in logs["too_small"]
+    assert ("the 20 training images are read and decoded every epoch: they need more than "
+            "--image-cache-mb 0.01 MiB of memory, or one of them changed since the folder was "
+            "indexed and no longer decodes") in logs["too_small"]
+    # a run with nothing left to train decodes nothing
+    out = io.StringIO()
+    train(_config(folder, tmp_path / "kept", 8), log_stream=out)
+    assert "nothing to train" in out.getvalue() and "decoded" not in out.getvalue()
     expected = _weights(tmp_path / "read" / "ckpt-8")
     for name in ("kept", "too_small"):
         actual = _weights(tmp_path / name / "ckpt-8")
