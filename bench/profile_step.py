@@ -1,8 +1,8 @@
 """Where a training step's time goes: TensorFlow's own profiler on the loop's real step.
 
     SLIMKIT_DATA_DIR=/work/shared/data python bench/profile_step.py [--quick]
-        [--presets deep-mnist-fast,mnist-speedrun,deep-mnist-tutorial] [--calls 4] [--rounds 3]
-        [--name profile_step]
+        [--presets deep-mnist-fast,mnist-speedrun,deep-mnist-tutorial,alexnet-folder] [--calls 4]
+        [--rounds 3] [--name profile_step]
 
 For each preset, the train step ``slimkit train --preset P`` runs (built from the loop's own blocks,
 as ``train_throughput.py`` builds it: model, optimizer, EMA, ``make_train_step``, ``ArrayFeed``; the
@@ -19,6 +19,11 @@ it run under ``tf.profiler.experimental`` and the trace (XSpace) is read back:
   step counters) and by op type, as shares of all op time;
 - the cost of deterministic ops (issue 10's lever): the same step built and run with them off,
   timed against the preset's setting in interleaved rounds (``--rounds``), unprofiled.
+
+``alexnet-folder`` (not in the default list) trains on a generated folder (3 classes x 100 JPEGs
+of 256x320, ``common.make_folder``) at batch 32, as ``compare.py``'s AlexNet part, through the
+loop's own data (``load_training_data``: the ``FolderFeed``, with the images kept decoded in
+memory as ``slimkit train`` keeps them).
 
 This answers "compute, Python overhead or input pipeline?" for issue 10's missed targets (a step
 bound by compute shows cpu, ops running and in-function near 100%). Memory bandwidth is not measured
@@ -88,7 +93,7 @@ def summarize(space, wall_s, model):
             in_function += sum(e.duration_ps / 1e12 for e in line.events
                                if names[e.metadata_id].startswith("EagerLocalExecute: __inference"))
     total = sum(by_kind.values()) or 1.0
-    top = by_type.most_common(8)
+    top = by_type.most_common(12)
     rest = total - sum(t for _, t in top)
     covered, end = 0.0, float("-inf")
     for start, stop in sorted(intervals):  # the union: time when at least one op was running
@@ -101,15 +106,19 @@ def summarize(space, wall_s, model):
             "by_type": {**{k: round(v / total, 3) for k, v in top}, "other": round(rest / total, 3)}}
 
 
-def profile(preset, splits, info, calls, rounds, quick):
+def profile(preset, splits, info, calls, rounds, quick, overrides=None):
     """Profiles the preset's step (deterministic ops as the preset says), then times it against
-    the same step with the other determinism setting, interleaved over ``rounds``."""
+    the same step with the other determinism setting, interleaved over ``rounds``. With a
+    ``data_dir`` in ``overrides`` (an image folder), the loop's own data feeds the step."""
     import tensorflow as tf
 
+    from slimkit.models.registry import get_model_spec
     from slimkit.training.config import TrainConfig
+    from slimkit.training.data import load_training_data
     from slimkit.training.runtime import choose_precision, configure_determinism, op_determinism
 
-    config = TrainConfig.from_sources(preset, overrides={"logdir": "/tmp/unused"})
+    overrides = {"logdir": "/tmp/unused", **(overrides or {})}
+    config = TrainConfig.from_sources(preset, overrides=overrides)
     precision = choose_precision(config.precision, config.model, config)[0]  # as slimkit.train does
     spc = config.steps_per_call
     steps = (1 if quick else calls) * spc
@@ -117,9 +126,13 @@ def profile(preset, splits, info, calls, rounds, quick):
     for deterministic in (config.deterministic, not config.deterministic):
         configure_determinism(config.seed)
         c = TrainConfig.from_sources(preset, overrides={
-            "logdir": "/tmp/unused", "precision": precision, "deterministic": deterministic})
+            **overrides, "precision": precision, "deterministic": deterministic})
+        data = None
+        if c.dataset == "folder":
+            data = load_training_data(c, get_model_spec(c.model).input_shape)
+            data.prepare()  # the images kept in memory, as slimkit.train does
         with op_determinism(deterministic):
-            variants[deterministic] = train_throughput.build_variant(c, splits, info)
+            variants[deterministic] = train_throughput.build_variant(c, splits, info, data)
             train_throughput.run_calls(variants[deterministic], 3 * spc, spc)  # trace, settle
 
     cpu = {True: [], False: []}
@@ -175,9 +188,21 @@ def main():
     records = []
     for preset in args.presets.split(","):
         base = TrainConfig.from_sources(preset)
-        splits = load_arrays("mnist", validation_size=base.validation_size)
-        with common.LoadMeter() as meter:
-            record = profile(preset, splits, info, args.calls, args.rounds, args.quick)
+        folder, splits, overrides = None, None, None
+        if base.dataset == "folder":
+            folder = common.make_folder(tempfile.mkdtemp(prefix="slimkit_profile_folder_"),
+                                        per_class=100)
+            overrides = {"data_dir": folder, "batch_size": 32, "warmup_steps": 2,
+                         "learning_rate": 0.001}  # as compare.py's AlexNet part
+        else:
+            splits = load_arrays("mnist", validation_size=base.validation_size)
+        try:
+            with common.LoadMeter() as meter:
+                record = profile(preset, splits, info, args.calls, args.rounds, args.quick,
+                                 overrides)
+        finally:
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
         record.update(meter.record())
         records.append(record)
         print(record, flush=True)

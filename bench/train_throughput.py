@@ -36,8 +36,12 @@ BATCHES = (50, 128, 256)
 PRECISIONS = ("fp32", "bf16")
 
 
-def build_variant(config, splits, info):
-    """Model, optimizer, EMA, compiled step and feed of one (precision, batch) configuration."""
+def build_variant(config, splits, info, data=None):
+    """Model, optimizer, EMA, compiled step and feed of one (precision, batch) configuration.
+
+    ``data``: the loop's own ``TrainingData`` (``load_training_data``, e.g. of an image folder),
+    whose feed and sizes are used instead of ``splits`` and ``info`` (then None).
+    """
     import types
 
     from slimkit.data.feed import ArrayFeed
@@ -50,8 +54,10 @@ def build_variant(config, splits, info):
     from slimkit.training.schedules import make_schedule
     from slimkit.training.step import StepOptions, make_loss_fn, make_train_step
 
-    data = types.SimpleNamespace(num_classes=info.num_classes, image_shape=info.image_shape)
-    num_train = len(splits.train.labels)
+    folder = data
+    if folder is None:
+        data = types.SimpleNamespace(num_classes=info.num_classes, image_shape=info.image_shape)
+    num_train = len(splits.train.labels) if folder is None else folder.num_train
     total = config.total_steps(num_train)
     strategy = make_strategy(config.strategy)
     with precision_policy(config.precision), strategy.scope():
@@ -64,10 +70,11 @@ def build_variant(config, splits, info):
     options = StepOptions(global_step=state.global_step, trainable_variables=model.trainable_variables,
                           clip_gradient_norm=config.clip_gradient_norm, ema=ema,
                           jit_compile=config.jit_compile)
-    step = make_train_step(model, make_loss_fn(info.num_classes, config.label_smoothing),
+    step = make_train_step(model, make_loss_fn(data.num_classes, config.label_smoothing),
                            optimizer, strategy, options)
-    feed = ArrayFeed(splits.train.images, splits.train.labels, config.batch_size,
-                     seed=config.seed, augment=config.augment)
+    feed = folder.feed if folder is not None else ArrayFeed(
+        splits.train.images, splits.train.labels, config.batch_size, seed=config.seed,
+        augment=config.augment)
     return types.SimpleNamespace(config=config, strategy=strategy, step=step, feed=feed,
                                  schedule=schedule, optimizer=optimizer)
 
