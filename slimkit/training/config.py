@@ -67,9 +67,10 @@ class TrainConfig:
     validation_size: int = _field(5000, "training examples held out for validation")
     image_size: typing.Optional[int] = _field(None, "image side for image folders (default: the "
                                                     "model's)")
-    image_cache_mb: float = _field(1024.0, "an image folder's decoded images are kept in memory "
-                                           "if they fit in this many MiB (0: decode every file "
-                                           "every epoch)")
+    image_cache_mb: typing.Optional[float] = _field(
+        None, "an image folder's decoded images are kept in memory if they fit in this many MiB "
+              "(default: 1024, or a quarter of the memory available when the run starts if that "
+              "is less; 0: decode every file every epoch)")
     logdir: typing.Optional[str] = _field(None, "where checkpoints, summaries and config.json go "
                                                 "(default: runs/<preset or model>)")
     seed: int = _field(0, "seed of weights, data order, augmentation and dropout")

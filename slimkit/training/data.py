@@ -14,6 +14,7 @@
 """
 
 import dataclasses
+import os
 import typing
 
 import numpy as np
@@ -109,7 +110,8 @@ def _folder_data(config, image_shape, train_feed):
     feed = FolderFeed(folder, config.batch_size, config.seed) if train_feed else None
 
     def prepare():  # (training only: one evaluation pass gains nothing from keeping the images)
-        return [_keep_decoded(folder, config.image_cache_mb)] if config.image_cache_mb > 0 else []
+        budget, why = image_cache_budget(config.image_cache_mb)
+        return [_keep_decoded(folder, budget, why)] if budget > 0 else []
 
     def eval_batches(split, batch_size):
         # an image folder has one held-out split; "train" is its training files
@@ -122,13 +124,49 @@ def _folder_data(config, image_shape, train_feed):
                         tuple(folder.class_names), eval_batches, splits_present, prepare)
 
 
-def _keep_decoded(folder, budget_mb):
+DEFAULT_IMAGE_CACHE_MB = 1024.0
+
+
+def image_cache_budget(configured, meminfo="/proc/meminfo"):
+    """``(MiB, why)``: how much memory an image folder's decoded images may take.
+
+    ``configured`` (``--image-cache-mb``) if set; else 1024 MiB, or a quarter of the memory
+    available now (``MemAvailable`` of ``meminfo``, else a quarter of the physical memory) if that
+    is less, so that a small machine keeps its memory for the model.
+
+    Example:
+        >>> image_cache_budget(300.0)
+        (300.0, '--image-cache-mb')
+    """
+    if configured is not None:
+        return float(configured), "--image-cache-mb"
+    available = None
+    try:
+        with open(meminfo) as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) / 1024  # kB -> MiB
+    except (OSError, ValueError, IndexError):
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (ValueError, OSError, AttributeError):
+            return DEFAULT_IMAGE_CACHE_MB, "the default"
+    if available / 4 < DEFAULT_IMAGE_CACHE_MB:
+        return round(available / 4, 1), "a quarter of the available memory"
+    return DEFAULT_IMAGE_CACHE_MB, "the default"
+
+
+def _keep_decoded(folder, budget_mb, why):
     """Keeps the training images (then the validation ones) decoded in memory if they fit."""
     kept = folder.keep_decoded("train", budget_mb)
     if kept is None:
+        budget = (f"--image-cache-mb {budget_mb:g} MiB" if why == "--image-cache-mb" else
+                  f"{budget_mb:g} MiB ({why}; --image-cache-mb sets it)")
         return (f"the {len(folder.train_files):,} training images are read and decoded every "
-                f"epoch: they need more than --image-cache-mb {budget_mb:g} MiB of memory, or "
-                f"one of them changed since the folder was indexed and no longer decodes")
+                f"epoch: they need more than {budget} of memory, or one of them changed since "
+                f"the folder was indexed and no longer decodes")
     val = folder.keep_decoded("val", budget_mb - kept) if folder.val_files else None
     return (f"{len(folder.train_files):,} training images"
             + (f" and {len(folder.val_files):,} validation images" if val is not None else "")

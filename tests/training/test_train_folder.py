@@ -107,3 +107,19 @@ def test_images_kept_in_memory_train_exactly_as_files_read_every_epoch(folder, t
     for name in ("kept", "too_small"):
         actual = _weights(tmp_path / name / "ckpt-8")
         assert [k for k in expected if not np.array_equal(expected[k], actual[k])] == []
+
+
+def test_the_image_cache_budget_is_1024_mib_or_a_quarter_of_the_available_memory(tmp_path):
+    from slimkit.training.data import image_cache_budget
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       25165824 kB\nMemAvailable:   20971520 kB\n")  # 20 GiB
+    assert image_cache_budget(None, meminfo) == (1024.0, "the default")
+    meminfo.write_text("MemTotal:        4194304 kB\nMemAvailable:    2097152 kB\n")  # 2 GiB
+    assert image_cache_budget(None, meminfo) == (512.0, "a quarter of the available memory")
+    assert image_cache_budget(0.0, meminfo) == (0.0, "--image-cache-mb")
+    assert image_cache_budget(2048, meminfo) == (2048.0, "--image-cache-mb")
+    # no MemAvailable (not Linux, or an old kernel): a quarter of the physical memory, at most 1024
+    meminfo.write_text("MemTotal:        4194304 kB\n")
+    budget, why = image_cache_budget(None, meminfo)
+    assert 0 < budget <= 1024 and why in ("the default", "a quarter of the available memory")
