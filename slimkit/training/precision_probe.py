@@ -134,7 +134,7 @@ def _write_cache(key, entry):
 def _reason(entry, cached, saved):
     fp32_ms, bf16_ms = entry["fp32_s"] * 1e3, entry["bf16_s"] * 1e3
     where = ("cached in " if cached else "now saved in " if saved else "could not be saved in ")
-    return (f"measured on this machine: a {entry['model']} step at batch {entry['batch']} takes "
+    return (f"measured on this machine: one {entry['model']} step at batch {entry['batch']} takes "
             f"{bf16_ms:,.0f} ms in bfloat16, {fp32_ms:,.0f} ms in float32 "
             f"({where}{cache_path()})")
 

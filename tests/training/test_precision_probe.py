@@ -139,7 +139,7 @@ def test_train_says_it_measures_saves_the_choice_and_starts_from_the_same_weight
         outputs.append(out.getvalue())
         saved = json.loads((logdir / "config.json").read_text())
         assert metrics["precision"] == saved["precision"] == "fp32"
-        assert "measured on this machine: a mnist_speedrun step at batch 16" in \
+        assert "measured on this machine: one mnist_speedrun step at batch 16" in \
             saved["precision_reason"]
         reader = tf.train.load_checkpoint(str(logdir))
         weights.append({name: reader.get_tensor(name)
