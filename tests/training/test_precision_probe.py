@@ -48,7 +48,7 @@ def test_auto_measures_once_per_machine_and_recipe_then_reads_the_cache(cache_ho
     choice = runtime.choose_precision("auto", "deep_mnist", config, replicas=2,
                                       on_measure=lambda: announced.append(1))
     assert choice == ("bf16", "auto: the CPU has AVX512_BF16 but no AMX; measured on this machine: "
-                              "a deep_mnist step at batch 128 takes 20 ms in bfloat16, 30 ms in "
+                              "one deep_mnist step at batch 128 takes 20 ms in bfloat16, 30 ms in "
                               f"float32 (now saved in {path})")
     assert calls == [("deep_mnist", 128)] and announced == [1]  # one replica's share of 256
     (entry,) = json.loads(path.read_text()).values()
