@@ -261,7 +261,7 @@ def _setup_runtime(config, stream):
     if not same:
         raise ValueError("The workers of this multi-worker run have different settings (or "
                          "precision `auto` chose differently on different hardware). Expected the "
-                         "same command line and config on every worker (only TF_CONFIG's task index "
+                         "same command line and config on every worker (only TF_CONFIG's task index, "
                          "--data-dir and --image-cache-mb may differ); on mixed hardware set "
                          "--precision.")
     # Checks that need the strategy come after the agreement above, so that every worker of a
