@@ -440,7 +440,7 @@ def test_two_measuring_workers_that_disagree_train_in_the_chiefs_precision(tmp_p
     saved = json.loads((logdir / "config.json").read_text())
     assert saved["precision"] == "bf16"
     assert f"cached in {caches[0] / 'slimkit' / CACHE_NAME}" in saved["precision_reason"]
-    assert re.search(r"^precision: bf16 \(auto: the CPU has AVX512_BF16 but no AMX .*a lenet step "
+    assert re.search(r"^precision: bf16 \(auto: the CPU has AVX512_BF16 but no AMX .*one lenet step "
                      r"at batch 50 takes 10 ms in bfloat16, 20 ms in float32 \(cached in ",
                      outputs[0][0] + outputs[0][1], re.MULTILINE)
     # Nothing was measured again: each worker's cache is as the test wrote it.
