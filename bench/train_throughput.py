@@ -54,10 +54,13 @@ def build_variant(config, splits, info, data=None):
     from slimkit.training.schedules import make_schedule
     from slimkit.training.step import StepOptions, make_loss_fn, make_train_step
 
-    folder = data
-    if folder is None:
-        data = types.SimpleNamespace(num_classes=info.num_classes, image_shape=info.image_shape)
-    num_train = len(splits.train.labels) if folder is None else folder.num_train
+    if data is None:  # MNIST-format arrays: the loop's ArrayFeed over them
+        data = types.SimpleNamespace(
+            num_classes=info.num_classes, image_shape=info.image_shape,
+            num_train=len(splits.train.labels),
+            feed=ArrayFeed(splits.train.images, splits.train.labels, config.batch_size,
+                           seed=config.seed, augment=config.augment))
+    num_train = data.num_train
     total = config.total_steps(num_train)
     strategy = make_strategy(config.strategy)
     with precision_policy(config.precision), strategy.scope():
@@ -72,10 +75,7 @@ def build_variant(config, splits, info, data=None):
                           jit_compile=config.jit_compile)
     step = make_train_step(model, make_loss_fn(data.num_classes, config.label_smoothing),
                            optimizer, strategy, options)
-    feed = folder.feed if folder is not None else ArrayFeed(
-        splits.train.images, splits.train.labels, config.batch_size, seed=config.seed,
-        augment=config.augment)
-    return types.SimpleNamespace(config=config, strategy=strategy, step=step, feed=feed,
+    return types.SimpleNamespace(config=config, strategy=strategy, step=step, feed=data.feed,
                                  schedule=schedule, optimizer=optimizer)
 
 

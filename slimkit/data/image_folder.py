@@ -198,11 +198,9 @@ class ImageFolder:
         """``(chunks, where, shapes)`` of ``keep_decoded``, or None (over budget, undecodable)."""
         import tensorflow as tf
 
-        def resized(path):
-            return _resize_shorter_side(decode_image(tf.io.read_file(path)), resize_to)
-
         ds = tf.data.Dataset.from_tensor_slices(files).map(
-            resized, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            lambda path: _read_resized(path, resize_to), num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True)
         # Flat uint8 chunks of ~64 MiB, each holding whole images: concatenating the images as
         # they come keeps the memory at the images' size plus one chunk (one buffer for all would
         # need twice the images' size while it is assembled).
@@ -276,8 +274,7 @@ class ImageFolder:
 
         def resized(index):  # uint8 (h, w, 3), shorter side resize_to
             if kept is None:
-                image = decode_image(tf.io.read_file(files_t[index]))
-                return _resize_shorter_side(image, resize_to)
+                return _read_resized(files_t[index], resize_to)
             chunks, where, shapes = kept
             chunk, start = where[index][0], where[index][1]
             end = start + tf.reduce_prod(shapes[index])
@@ -351,6 +348,13 @@ def decode_image(contents):
     import tensorflow as tf
 
     return tf.io.decode_image(contents, channels=3, expand_animations=False)  # (h, w, 3) uint8
+
+
+def _read_resized(path, resize_to):
+    """The file at ``path``, decoded, with its shorter side resized to ``resize_to`` (uint8)."""
+    import tensorflow as tf
+
+    return _resize_shorter_side(decode_image(tf.io.read_file(path)), resize_to)
 
 
 def _normalize(image, size):
