@@ -166,7 +166,7 @@ def replaced_atomically(path, text, what_to_do="", **kwargs):
 
     Args:
         path: The file to replace (or create).
-        text: Its new content.
+        text: Its new content (``bytes``: written as they are).
         what_to_do, **kwargs: For the message of a failed write (:func:`write_error_message`).
 
     Raises:
@@ -181,7 +181,8 @@ def replaced_atomically(path, text, what_to_do="", **kwargs):
             # Mode 0o666 less the umask, as open() gives: mkstemp's 0o600 would hide config.json
             # from the other workers of a multi-worker run.
             fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
+            binary = isinstance(text, bytes)
+            with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
                 f.write(text)
                 f.flush()
                 os.fsync(f.fileno())  # a full disk may show only here (delayed allocation, NFS)
@@ -199,7 +200,8 @@ def replaced_atomically(path, text, what_to_do="", **kwargs):
 
 
 def write_text_atomically(path, text, what_to_do="", **kwargs):
-    """Replaces ``path`` by ``text`` whole or not at all (see :func:`replaced_atomically`).
+    """Replaces ``path`` by ``text`` (or bytes) whole or not at all (see
+    :func:`replaced_atomically`).
 
     Raises:
         WriteFaultError: If it cannot be written; ``path`` is then as it was, and no temporary

@@ -97,6 +97,13 @@ def test_a_full_disk_leaves_the_old_file_and_no_temporary(tmp_path):
         assert path.read_text() == "new\n"
 
 
+def test_bytes_are_written_as_they_are(tmp_path):
+    path = tmp_path / "pixels.u8"
+    writing.write_text_atomically(path, bytes(range(256)))
+    assert path.read_bytes() == bytes(range(256))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pixels.u8"]
+
+
 def test_replaced_atomically_renames_only_if_the_block_succeeds(tmp_path):
     path = tmp_path / "best.json"
     path.write_text("old\n")

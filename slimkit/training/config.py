@@ -70,7 +70,11 @@ class TrainConfig:
     image_cache_mb: typing.Optional[float] = _field(
         None, "an image folder's decoded images are kept in memory if they fit in this many MiB "
               "(default: 1024, or a quarter of the memory available when the run starts if that "
-              "is less; 0: decode every file every epoch)")
+              "is less; 0: not in memory)")
+    image_disk_cache_mb: typing.Optional[float] = _field(
+        None, "an image folder's resized images that do not fit in --image-cache-mb are kept on "
+              "disk, in the user cache, if they fit in this many MiB (default: half the free "
+              "space there; 0: not on disk; both 0: decode every file every epoch)")
     logdir: typing.Optional[str] = _field(None, "where checkpoints, summaries and config.json go "
                                                 "(default: runs/<preset or model>)")
     seed: int = _field(0, "seed of weights, data order, augmentation and dropout")
@@ -323,7 +327,7 @@ def _validate(config):
     if c.learning_rate <= 0:
         _bad("learning_rate", "a strictly positive number", c.learning_rate)
     for name in ("validation_size", "startup_delay_steps", "weight_decay", "clip_gradient_norm",
-                 "end_learning_rate", "image_cache_mb"):
+                 "end_learning_rate", "image_cache_mb", "image_disk_cache_mb"):
         if getattr(c, name) is not None and getattr(c, name) < 0:
             _bad(name, "a number >= 0", getattr(c, name))
     if c.trace_every_n_steps is not None and c.trace_every_n_steps < 0:

@@ -15,6 +15,7 @@
 
 import dataclasses
 import os
+import shutil
 import typing
 
 import numpy as np
@@ -38,7 +39,8 @@ class TrainingData:
         eval_splits: Splits that exist; the last one is the final evaluation's.
         prepare: Called once the run is sure to train (after the checks, the restore and the
             "nothing to train" exit): slow preparation such as keeping an image folder's decoded
-            images in memory; returns what to print about it.
+            images in memory; yields what to print about it (a line before slow work, so the
+            user sees why the run waits).
     """
 
     feed: typing.Any
@@ -111,7 +113,19 @@ def _folder_data(config, image_shape, train_feed):
 
     def prepare():  # (training only: one evaluation pass gains nothing from keeping the images)
         budget, why = image_cache_budget(config.image_cache_mb)
-        return [_keep_decoded(folder, budget, why)] if budget > 0 else []
+        if budget > 0:
+            kept = _keep_decoded(folder, budget)
+            if kept:
+                yield kept
+                return
+            memory = f"--image-cache-mb {budget:g} MiB" if why == "--image-cache-mb" else \
+                f"{budget:g} MiB ({why}; --image-cache-mb sets it)"
+            not_in_memory = f"they need more than {memory} of memory, or one no longer decodes"
+        else:
+            not_in_memory = "--image-cache-mb 0 keeps nothing in memory"
+        yield from _keep_on_disk(folder, image_disk_budget(config.image_disk_cache_mb,
+                                                           folder._disk_directory()),
+                                 not_in_memory)
 
     def eval_batches(split, batch_size):
         # an image folder has one held-out split; "train" is its training files
@@ -158,19 +172,66 @@ def image_cache_budget(configured, meminfo="/proc/meminfo"):
     return DEFAULT_IMAGE_CACHE_MB, "the default"
 
 
-def _keep_decoded(folder, budget_mb, why):
-    """Keeps the training images (then the validation ones) decoded in memory if they fit."""
+def image_disk_budget(configured, directory):
+    """``(MiB, why)``: how much disk an image folder's resized images may take.
+
+    ``configured`` (``--image-disk-cache-mb``) if set; else half the free space of the file
+    system holding ``directory`` (or its nearest existing parent); 0 if that cannot be read.
+
+    Example:
+        >>> image_disk_budget(5000.0, "/tmp")
+        (5000.0, '--image-disk-cache-mb')
+    """
+    if configured is not None:
+        return float(configured), "--image-disk-cache-mb"
+    path = os.path.abspath(directory)
+    while not os.path.isdir(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    try:
+        free = shutil.disk_usage(path).free / 2**20
+    except OSError:
+        return 0.0, "the free space there cannot be read"
+    return round(free / 2, 1), "half the free space there"
+
+
+def _keep_decoded(folder, budget_mb):
+    """Keeps the training images (then the validation ones) decoded in memory if they fit;
+    what to print, or None if they are not kept."""
     kept = folder.keep_decoded("train", budget_mb)
     if kept is None:
-        budget = (f"--image-cache-mb {budget_mb:g} MiB" if why == "--image-cache-mb" else
-                  f"{budget_mb:g} MiB ({why}; --image-cache-mb sets it)")
-        return (f"the {len(folder.train_files):,} training images are read and decoded every "
-                f"epoch: they need more than {budget} of memory, or one of them changed since "
-                f"the folder was indexed and no longer decodes")
+        return None
     val = folder.keep_decoded("val", budget_mb - kept) if folder.val_files else None
     return (f"{len(folder.train_files):,} training images"
             + (f" and {len(folder.val_files):,} validation images" if val is not None else "")
             + f" kept decoded in memory ({kept + (val or 0):,.1f} MiB): read and decoded once")
+
+
+def _keep_on_disk(folder, disk, not_in_memory):
+    """Yields what to print while keeping the training images (then the validation ones)
+    resized on disk; ``not_in_memory`` says why they are not kept in memory."""
+    budget_mb, why = disk
+    n = f"{len(folder.train_files):,}"
+    if budget_mb <= 0:
+        yield (f"the {n} training images are read and decoded every epoch: {not_in_memory}, and "
+               + ("--image-disk-cache-mb 0 keeps nothing on disk" if why == "--image-disk-cache-mb"
+                  else f"nothing is kept on disk: {why}"))
+        return
+    directory = folder._disk_directory()
+    budget = f"{budget_mb:,.0f} MiB ({why}; --image-disk-cache-mb sets it)" \
+        if why != "--image-disk-cache-mb" else f"--image-disk-cache-mb {budget_mb:g} MiB"
+    yield (f"the {n} training images are not kept in memory ({not_in_memory}): keeping them "
+           f"resized on disk in {directory}, up to {budget}; resized once, then kept for the "
+           f"next runs")
+    kept = folder.keep_on_disk("train", budget_mb, directory)
+    if kept is None:
+        yield (f"the {n} training images are read and decoded every epoch: they need more than "
+               f"{budget} on disk, {directory} cannot be written, or one of them changed since "
+               f"the folder was indexed and no longer decodes")
+        return
+    val = folder.keep_on_disk("val", budget_mb - kept, directory) if folder.val_files else None
+    yield (f"{n} training images"
+           + (f" and {len(folder.val_files):,} validation images" if val is not None else "")
+           + f" kept resized on disk ({kept + (val or 0):,.1f} MiB): read without decoding")
 
 
 class FolderFeed:

@@ -254,9 +254,9 @@ def _setup_runtime(config, stream):
             chiefs = "bf16" if chief_decides(strategy, precision == "bf16") else "fp32"
             if chiefs != precision and rt.fast_bf16_hardware()[0] is None:
                 precision, reason = chiefs, f"{reason}; the chief's choice decides: {chiefs}"
-        # the data may move, and how much memory holds decoded images is each machine's own
+        # the data may move, and how much memory (or disk) holds images is each machine's own
         settings = {**config.to_dict(), "data_dir": None, "image_cache_mb": None,
-                    "precision": precision}
+                    "image_disk_cache_mb": None, "precision": precision}
         same = same_on_all_workers(strategy, json.dumps(settings, sort_keys=True, default=str))
     if not same:
         raise ValueError("The workers of this multi-worker run have different settings (or "

@@ -398,3 +398,119 @@ def test_a_file_that_no_longer_decodes_leaves_the_images_unkept(tmp_path):
     assert folder.keep_decoded("train", 1) is None
     labels = np.concatenate([y for _, y in _batches(folder.dataset("train", 1, training=False))])
     assert labels.tolist() == [0, 0, 1, 1, 1]  # the pipeline leaves the broken file out
+
+
+def _entries(directory):
+    return sorted(p.name for p in pathlib.Path(directory).iterdir())
+
+
+def test_images_kept_on_disk_give_the_same_batches_bit_for_bit(shapes_root, tmp_path):
+    cache = tmp_path / "cache"
+    read = ImageFolder(shapes_root, SIZE, validation_fraction=0.34)
+    on_disk = ImageFolder(shapes_root, SIZE, validation_fraction=0.34)
+    train_mb = on_disk.keep_on_disk("train", 1, cache)
+    val_mb = on_disk.keep_on_disk("validation", 1, cache)
+    assert 0 < train_mb < 0.1 and 0 < val_mb < train_mb
+    # one file per image, its uint8 pixels resized to shorter side 37 (e.g. 90x50 -> 67x37)
+    names = _entries(cache)
+    assert len(names) == len(on_disk.train_files) + len(on_disk.val_files) == 12
+    assert all(re.fullmatch(r"[0-9a-f]{24}-\d+x\d+\.u8", n) for n in names)
+    assert sum((cache / n).stat().st_size for n in names) == round((train_mb + val_mb) * 2**20)
+    expected, actual = _all_batches(read), _all_batches(on_disk)
+    assert len(actual) == len(expected) == 8
+    for (x1, y1), (x2, y2) in zip(expected, actual):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    # the image files are not read again: the resized ones are served once the files are gone
+    moved = shapes_root.parent / (shapes_root.name + "_moved")
+    shapes_root.rename(moved)
+    try:
+        again = _all_batches(on_disk)
+    finally:
+        moved.rename(shapes_root)
+    for (x1, _), (x2, _) in zip(expected, again):
+        np.testing.assert_array_equal(x1, x2)
+
+
+def test_a_later_run_reuses_the_kept_images_and_resizes_only_changed_ones(tmp_path):
+    root, cache = tmp_path / "photos", tmp_path / "cache"
+    for i in range(3):
+        for name in "ab":
+            _save(root / name / f"{i}.png", _noise(50 + i, (40, 60, 3)))
+    first = ImageFolder(root, SIZE, validation_fraction=0.0)
+    assert first.keep_on_disk("train", 1, cache) > 0
+    before = {n: (cache / n).stat().st_mtime_ns for n in _entries(cache)}
+    assert len(before) == 6
+    changed = root / "a" / "1.png"
+    _save(changed, _noise(99, (60, 44, 3)))  # now portrait: another size, another entry
+    os.utime(changed, ns=(10**18, 10**18))
+    (root / "b" / "2.png").unlink()
+    second = ImageFolder(root, SIZE, validation_fraction=0.0)
+    assert second.keep_on_disk("train", 1, cache) > 0
+    after = {n: (cache / n).stat().st_mtime_ns for n in _entries(cache)}
+    kept = set(before) & set(after)
+    assert len(kept) == 4 and all(before[n] == after[n] for n in kept)  # not written again
+    (new,) = set(after) - set(before)  # the changed image; its old entry and the deleted
+    assert new.endswith("-50x37.u8")   # image's are removed
+    for (x1, y1), (x2, y2) in zip(
+            _batches(ImageFolder(root, SIZE, validation_fraction=0.0).dataset(
+                "train", 2, training=True, seed=1)),
+            _batches(second.dataset("train", 2, training=True, seed=1))):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    # an entry cut short (a crash of the machine) does not count: the image is resized again
+    victim = cache / next(iter(kept))
+    victim.write_bytes(victim.read_bytes()[:-1])
+    assert ImageFolder(root, SIZE, validation_fraction=0.0).keep_on_disk("train", 1, cache) > 0
+    assert victim.stat().st_size == int(np.prod(
+        [int(d) for d in victim.name[:-3].rsplit("-", 1)[1].split("x")])) * 3
+
+
+def test_images_that_need_more_disk_than_the_budget_are_not_kept(shapes_root, tmp_path):
+    cache = tmp_path / "cache"
+    folder = ImageFolder(shapes_root, SIZE, validation_fraction=0.34)
+    floor_mb = len(folder.train_files) * 37 * 37 * 3 / 2**20
+    assert folder.keep_on_disk("train", floor_mb * 0.99, cache) is None  # refused before decoding
+    assert not cache.exists()
+    assert folder.keep_on_disk("train", floor_mb * 1.01, cache) is None  # stopped while writing
+    assert _entries(cache) == []  # what it wrote is removed
+    expected = _all_batches(ImageFolder(shapes_root, SIZE, validation_fraction=0.34))
+    for (x1, _), (x2, _) in zip(expected, _all_batches(folder)):  # still read from the files
+        np.testing.assert_array_equal(x1, x2)
+    with pytest.raises(ValueError, match="Expected 'train' or 'val'"):
+        folder.keep_on_disk("test", 1, cache)
+    for bad in (-1, float("nan"), "1", None, True):
+        with pytest.raises(ValueError, match=r"Expected a number of MiB >= 0 \(inf: no limit\)"):
+            folder.keep_on_disk("train", bad, cache)
+    # a directory that cannot be made (a file is in the way)
+    (tmp_path / "file").write_text("not a folder")
+    assert folder.keep_on_disk("train", 1, tmp_path / "file" / "cache") is None
+
+
+def test_a_full_disk_or_a_read_only_cache_keeps_nothing_and_loses_nothing(shapes_root, tmp_path):
+    from fault_injection import PAGE, fill, read_only_bind_mount, tmpfs
+
+    folder = ImageFolder(shapes_root, SIZE, validation_fraction=0.34)
+    expected = _all_batches(ImageFolder(shapes_root, SIZE, validation_fraction=0.34))
+    with tmpfs(tmp_path / "disk", 256 * PAGE) as disk:
+        filler = fill(disk, leave=4 * PAGE)  # room for a few images, not for eight
+        assert folder.keep_on_disk("train", 1, disk / "cache") is None
+        assert _entries(disk / "cache") == []  # no entry, no temporary left behind
+        filler.unlink()
+    for (x1, _), (x2, _) in zip(expected, _all_batches(folder)):
+        np.testing.assert_array_equal(x1, x2)
+    cache = tmp_path / "cache"
+    assert ImageFolder(shapes_root, SIZE, validation_fraction=0.34).keep_on_disk(
+        "train", 1, cache) > 0
+    entries = {n: (cache / n).read_bytes() for n in _entries(cache)}
+    with read_only_bind_mount(cache):
+        # a changed image cannot be written there: nothing kept, the other entries intact
+        changed = next(shapes_root.rglob("*.jpg"))
+        mtime = changed.stat().st_mtime_ns
+        os.utime(changed, ns=(mtime + 10**9, mtime + 10**9))
+        try:
+            assert ImageFolder(shapes_root, SIZE, validation_fraction=0.34).keep_on_disk(
+                "train", 1, cache) is None
+        finally:
+            os.utime(changed, ns=(mtime, mtime))
+        assert {n: (cache / n).read_bytes() for n in _entries(cache)} == entries

@@ -2,6 +2,7 @@
 also mid-batch across an epoch boundary, and the final evaluation is on the validation split."""
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -83,28 +84,46 @@ def test_keep_best_on_a_folder_evaluates_each_step_once(folder, tmp_path):
     assert "val accuracy: " in out.getvalue()
 
 
-def test_images_kept_in_memory_train_exactly_as_files_read_every_epoch(folder, tmp_path):
-    """The default keeps the decoded images in memory (--image-cache-mb): the same checkpoint as
-    reading every file every epoch, and the log says which one the run did."""
+def test_images_kept_in_memory_or_on_disk_train_exactly_as_files_read_every_epoch(
+        folder, tmp_path, monkeypatch):
+    """The default keeps the decoded images in memory (--image-cache-mb), else resized on disk
+    in the user cache (--image-disk-cache-mb): the same checkpoint as reading every file every
+    epoch, and the log says which one the run did."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user_cache"))
     logs = {}
-    for name, budget in (("kept", 1024.0), ("read", 0.0), ("too_small", 0.01)):
+    for name, memory, disk in (("kept", 1024.0, None), ("read", 0.0, 0.0),
+                               ("on_disk", 0.01, None), ("too_small", 0.01, 0.01),
+                               ("disk_only", 0.0, None)):
         config = TrainConfig(**{**_config(folder, tmp_path / name, 8).to_dict(),
-                                "image_cache_mb": budget})
+                                "image_cache_mb": memory, "image_disk_cache_mb": disk})
         out = io.StringIO()
         train(config, log_stream=out)
         logs[name] = out.getvalue()
+    cache = next((tmp_path / "user_cache" / "slimkit" / "image_folders").glob("*-32px"))
     assert ("20 training images and 2 validation images kept decoded in memory (0.1 MiB): read "
             "and decoded once") in logs["kept"]
-    assert "decoded" not in logs["read"]
-    assert ("the 20 training images are read and decoded every epoch: they need more than "
-            "--image-cache-mb 0.01 MiB of memory, or one of them changed since the folder was "
-            "indexed and no longer decodes") in logs["too_small"]
+    assert "the 20 training images are read and decoded every epoch: --image-cache-mb 0 keeps " \
+           "nothing in memory, and --image-disk-cache-mb 0 keeps nothing on disk" in logs["read"]
+    assert re.search(
+        r"the 20 training images are not kept in memory \(they need more than --image-cache-mb "
+        r"0.01 MiB of memory, or one no longer decodes\): keeping them resized on disk in "
+        + re.escape(str(cache)) + r", up to [\d,]+ MiB \(half the free space there; "
+        r"--image-disk-cache-mb sets it\); resized once, then kept for the next runs",
+        logs["on_disk"])
+    assert ("20 training images and 2 validation images kept resized on disk (0.1 MiB): read "
+            "without decoding") in logs["on_disk"]
+    assert (f"the 20 training images are read and decoded every epoch: they need more than "
+            f"--image-disk-cache-mb 0.01 MiB on disk, {cache} cannot be written, or one of them "
+            f"changed since the folder was indexed and no longer decodes") in logs["too_small"]
+    assert "--image-cache-mb 0 keeps nothing in memory): keeping them resized on disk" \
+        in logs["disk_only"]
+    assert len(list(cache.iterdir())) == 22  # written once, by the first run that needed them
     # a run with nothing left to train decodes nothing
     out = io.StringIO()
     train(_config(folder, tmp_path / "kept", 8), log_stream=out)
     assert "nothing to train" in out.getvalue() and "decoded" not in out.getvalue()
     expected = _weights(tmp_path / "read" / "ckpt-8")
-    for name in ("kept", "too_small"):
+    for name in ("kept", "on_disk", "too_small", "disk_only"):
         actual = _weights(tmp_path / name / "ckpt-8")
         assert [k for k in expected if not np.array_equal(expected[k], actual[k])] == []
 
@@ -123,3 +142,18 @@ def test_the_image_cache_budget_is_1024_mib_or_a_quarter_of_the_available_memory
     meminfo.write_text("MemTotal:        4194304 kB\n")
     budget, why = image_cache_budget(None, meminfo)
     assert 0 < budget <= 1024 and why in ("the default", "a quarter of the available memory")
+
+
+def test_the_image_disk_budget_is_half_the_free_space_where_the_cache_goes(tmp_path):
+    import shutil
+
+    from fault_injection import PAGE, tmpfs
+    from slimkit.training.data import image_disk_budget
+
+    assert image_disk_budget(0.0, tmp_path) == (0.0, "--image-disk-cache-mb")
+    assert image_disk_budget(300, tmp_path) == (300.0, "--image-disk-cache-mb")
+    with tmpfs(tmp_path / "disk", 1024 * PAGE) as disk:  # 4 MiB, the cache folder not made yet
+        budget, why = image_disk_budget(None, disk / "slimkit" / "image_folders" / "x-256px")
+        assert (budget, why) == (round(shutil.disk_usage(disk).free / 2**21, 1),
+                                 "half the free space there")
+        assert budget == 2.0
