@@ -288,7 +288,7 @@ class ImageFolder:
                 except OSError:
                     pass
             return None
-        self._remove_stale(directory, present, resize_to)
+        self._remove_stale(directory, resize_to)
         names = [present[entries[p]][0] for p in files]
         shapes = [[int(d) for d in n.rsplit("-", 1)[1][:-3].split("x")] + [3] for n in names]
         self._on_disk[key] = (np.array([str(directory / n) for n in names]),
@@ -302,7 +302,7 @@ class ImageFolder:
         side = int(round(self.image_size / _CROP_FRACTION))
         return cache_root() / "image_folders" / f"{digest}-{side}px"
 
-    def _remove_stale(self, directory, present, resize_to):
+    def _remove_stale(self, directory, resize_to):
         """Removes the entries of images no longer in the folder (or changed), and temporaries
         left by a crash; those of the other split stay."""
         current = set()

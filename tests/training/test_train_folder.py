@@ -128,6 +128,48 @@ def test_images_kept_in_memory_or_on_disk_train_exactly_as_files_read_every_epoc
         assert [k for k in expected if not np.array_equal(expected[k], actual[k])] == []
 
 
+@pytest.mark.parametrize("memory", [1024.0, 0.0])  # kept in memory; kept on disk
+def test_the_feed_and_evaluation_read_what_prepare_kept(tmp_path, monkeypatch, memory):
+    """After ``prepare`` the training feed and the validation batches come from memory or disk:
+    the same batches once the image files are gone."""
+    import shutil
+
+    from slimkit.training.data import load_training_data
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user_cache"))
+    root = tmp_path / "colors"
+    rng = np.random.default_rng(1)
+    for name in ("blue", "red"):
+        for i in range(10):  # one of each class held out for validation
+            _save_png(root / name / f"{i}.png", rng.integers(0, 256, (36, 40, 3), dtype=np.uint8))
+    config = TrainConfig(**{**_config(root, tmp_path / "run", 4).to_dict(),
+                            "image_cache_mb": memory})
+
+    def batches(data):
+        data.feed.seek(0, 0)
+        images, labels = data.feed.next_batches(3)
+        evaluation = list(data.eval_batches("validation", 2))
+        return [np.asarray(images), np.asarray(labels)] + [np.asarray(x) for b in evaluation
+                                                            for x in b]
+
+    expected = batches(load_training_data(config))
+    data = load_training_data(config)
+    messages = list(data.prepare())
+    assert ("kept decoded in memory" if memory else "kept resized on disk") in messages[-1]
+    shutil.rmtree(root)
+    actual = batches(data)
+    assert len(actual) == len(expected) == 2 + 2 * 1  # one validation batch (2 images)
+    for x, y in zip(expected, actual):
+        np.testing.assert_array_equal(x, y)
+
+
+def _save_png(path, array):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
 def test_the_image_cache_budget_is_1024_mib_or_a_quarter_of_the_available_memory(tmp_path):
     from slimkit.training.data import image_cache_budget
 
