@@ -1,6 +1,7 @@
 """AlexNet: what slimkit's weight decay and non-finite guard cost per step (target 5's bound).
 
-    python bench/alexnet_update_bound.py [--rounds 6] [--no-deterministic] [--name alexnet_update_bound]
+    python bench/alexnet_update_bound.py [--rounds 6] [--no-deterministic]
+        [--name alexnet_update_bound]
 
 ``profile_step_zen5_alexnet.md`` found a quarter of the AlexNet step's op time in element-wise
 passes over the 58 M weights, some of them the weight decay's (the L2 penalty's value, its

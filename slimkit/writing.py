@@ -200,8 +200,7 @@ def replaced_atomically(path, text, what_to_do="", **kwargs):
 
 
 def write_text_atomically(path, text, what_to_do="", **kwargs):
-    """Replaces ``path`` by ``text`` (or bytes) whole or not at all (see
-    :func:`replaced_atomically`).
+    """Replaces ``path`` by ``text`` whole or not at all (see :func:`replaced_atomically`).
 
     Raises:
         WriteFaultError: If it cannot be written; ``path`` is then as it was, and no temporary
@@ -215,4 +214,18 @@ def write_text_atomically(path, text, what_to_do="", **kwargs):
         ('{"steps": 100}\\n', ['config.json'])
     """
     with replaced_atomically(path, text, what_to_do, **kwargs):
+        pass
+
+
+def write_bytes_atomically(path, data, what_to_do="", **kwargs):
+    """:func:`write_text_atomically` for ``bytes``: written as they are.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp(), "pixels.u8")
+        >>> write_bytes_atomically(path, bytes([0, 255]))
+        >>> path.read_bytes()
+        b'\\x00\\xff'
+    """
+    with replaced_atomically(path, bytes(data), what_to_do, **kwargs):
         pass

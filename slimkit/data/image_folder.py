@@ -46,15 +46,7 @@ The kept images are the pipeline's own resized ones, so every batch is bit for b
 have been without (and resuming stays exact).
 
 Resized images kept on disk (``ImageFolder.keep_on_disk``; ``slimkit train`` does it for images
-that do not fit in memory, up to ``--image-disk-cache-mb``). Each image's resized uint8 pixels go
-to a file of their own in the user cache (``$XDG_CACHE_HOME/slimkit/image_folders/<folder
-digest>-<side>px/``), named by the image's path, size, modification time and the TensorFlow
-version, so later runs reuse them and a changed image is resized again; entries of images gone or
-changed are removed. An epoch then reads each image with one read, no decoding: 2,500 images/s
-against 124 decoding 1200x1600 JPEGs (2-core Zen 5, warm page cache), from ~260 KB per image (at
-AlexNet's 75 images/s, ~20 MB/s of disk). Writes are atomic; a full disk or an unwritable cache
-keeps nothing (what was written is removed) and the pipeline reads the files. Delete that folder to
-free the space.
+that do not fit in memory): see :mod:`slimkit.data.image_disk_cache`.
 
 Determinism. Training order in epoch ``e`` is a stateless shuffle seeded by ``(seed, e)``; the
 crop and flip of the element at position ``j`` of epoch ``e`` use stateless random ops seeded by
@@ -68,11 +60,11 @@ import json
 import numbers
 import os
 import pathlib
-import time
 import warnings
 
 import numpy as np
 
+from slimkit.data.image_disk_cache import read_entry
 from slimkit.writing import write_text_atomically
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -82,8 +74,6 @@ _CROP_FRACTION = 0.875  # resize to image_size / 0.875, then crop image_size (22
 _VAL_NAMES = ("val", "validation")
 _CACHE_MIN_FILES = 1000  # smaller folders decode in under a second: no verdict cache
 _CHUNK_BYTES = 64 * 2**20  # keep_decoded's unit of memory
-_DISK_FORMAT = 1  # of the files keep_on_disk writes (part of their key)
-_STALE_TEMPORARY_SECONDS = 3600  # a keep_on_disk temporary older than this was left by a crash
 
 
 class ImageFolder:
@@ -151,7 +141,8 @@ class ImageFolder:
         self.val_files = [p for p, _ in val]
         self.val_labels = np.array([y for _, y in val], np.int32)
         self._kept = {}  # split -> (chunks, where, shapes): see keep_decoded
-        self._on_disk = {}  # split -> (paths, shapes): see keep_on_disk
+        self._on_disk = {}  # split -> (entry paths, shapes): see keep_on_disk
+        self.disk_problem = None  # why the last keep_on_disk kept nothing
 
     @property
     def num_classes(self):
@@ -208,29 +199,27 @@ class ImageFolder:
     def keep_on_disk(self, split, max_megabytes, directory=None):
         """Resizes the images of ``split`` once and keeps them on disk, if they fit.
 
-        For folders too large for ``keep_decoded``: each file is read, decoded and resized
-        (shorter side ``image_size / 0.875``) as the pipeline does, in parallel, and its uint8
-        pixels are written to a file of their own; ``dataset(split, ...)`` then reads those
-        (one read, no decoding, no resizing) instead of decoding every file again each epoch.
-        Batches are unchanged, bit for bit. The files stay for the next runs: each is named by
-        its image's path, size and modification time (and the TensorFlow version that decoded
-        it), so an image changed since is resized again, and those of images that are gone or
-        changed are removed.
+        For folders too large for ``keep_decoded`` (:mod:`slimkit.data.image_disk_cache`): each
+        file is read, decoded and resized as the pipeline does, in parallel, and its uint8 pixels
+        go to a file of their own; ``dataset(split, ...)`` then reads those (one read, no
+        decoding) instead of decoding every file each epoch. Batches are unchanged, bit for bit.
+        The entries stay for later runs, which resize only new or changed images; entries of
+        images gone or changed are removed.
 
         Args:
             split: ``"train"`` or ``"val"`` (``"validation"``).
-            max_megabytes: the budget (MiB) for the split's files on disk, those kept by earlier
-                runs included. Nothing is kept if they need more: a first bound (every image at
-                least ``(image_size / 0.875)**2 * 3`` bytes) skips folders far too large without
-                decoding anything; otherwise writing stops when the running total passes it.
-            directory: where the files go (default: the user cache,
-                ``$XDG_CACHE_HOME/slimkit/image_folders/<folder digest>-<side>px``).
+            max_megabytes: the budget (MiB) for the split's entries, those of earlier runs
+                included. Nothing is kept if they need more: a first bound (every image at least
+                ``(image_size / 0.875)**2 * 3`` bytes) refuses without decoding anything;
+                otherwise writing stops when the running total passes it.
+            directory: where the entries go (default: the user cache,
+                ``image_disk_cache.default_directory``).
 
         Returns:
-            The MiB the split's images take on disk, or None if they are not kept: they need
-            more than the budget, a file changed since indexing no longer decodes, or the
-            directory cannot be written (a full disk, no permission). Then what this call wrote
-            is removed again, and the pipeline reads the image files as usual.
+            The MiB the split's entries take, or None if they are not kept; then
+            ``disk_problem`` says why (over the budget, a file changed since indexing, the
+            directory not writable: what this call wrote is removed again), and the pipeline
+            reads the image files as usual.
 
         Raises:
             ValueError: unknown split, empty split, a budget that is not a number >= 0.
@@ -241,88 +230,33 @@ class ImageFolder:
         """
         import tensorflow as tf
 
+        from slimkit.data.image_disk_cache import DiskCache
+
         files, _ = self._split_arrays(split)
-        key = "train" if split == "train" else "val"
         _check_megabytes(max_megabytes)
-        resize_to = int(round(self.image_size / _CROP_FRACTION))
-        directory = pathlib.Path(directory) if directory is not None else self._disk_directory()
-        budget = max_megabytes * 2**20
-        if len(files) * resize_to * resize_to * 3 > budget:
-            return None
-        entries = {}  # file -> its entry's name stem (without "-<h>x<w>.u8")
-        for path in files:
-            try:
-                st = os.stat(path)
-            except OSError:  # gone since indexing: nothing to keep of this split
-                return None
-            entries[path] = _disk_stem(os.path.relpath(path, self.root), st, resize_to)
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            present = _disk_entries(directory)
-        except OSError:
-            return None
-        missing = [p for p in files if entries[p] not in present]
-        total = sum(present[entries[p]][1] for p in files if entries[p] in present)
-        if total + len(missing) * resize_to * resize_to * 3 > budget:
-            return None
-        written = []
-        try:
-            if missing:
-                with tf.device("/CPU:0"):  # (on a machine with a GPU, not in its memory)
-                    ds = tf.data.Dataset.from_tensor_slices(np.array(missing)).map(
-                        lambda path: _read_resized(path, resize_to),
-                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                    for path, image in zip(missing, ds):
-                        total += image.shape.num_elements()
-                        if total > budget:
-                            raise _OverBudget
-                        h, w = image.shape[:2]
-                        name = f"{entries[path]}-{h}x{w}.u8"
-                        written.append(directory / name)
-                        write_text_atomically(directory / name, image.numpy().tobytes())
-                        present[entries[path]] = (name, image.shape.num_elements())
-        except (_OverBudget, OSError, tf.errors.OpError):  # OpError: no longer decodes
-            for path in written:
-                try:
-                    os.remove(path)
-                except OSError:
-                    pass
-            return None
-        self._remove_stale(directory, resize_to)
-        names = [present[entries[p]][0] for p in files]
-        shapes = [[int(d) for d in n.rsplit("-", 1)[1][:-3].split("x")] + [3] for n in names]
-        self._on_disk[key] = (np.array([str(directory / n) for n in names]),
-                              tf.constant(shapes, tf.int64))
-        return total / 2**20
+        cache = DiskCache(self.root, self.resize_to, directory)
 
-    def _disk_directory(self):
-        from slimkit.data.registry import cache_root
+        def read_resized(paths):
+            with tf.device("/CPU:0"):  # (on a machine with a GPU, not in its memory)
+                yield from tf.data.Dataset.from_tensor_slices(np.array(paths, str)).map(
+                    lambda path: _read_resized(path, self.resize_to),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
-        digest = hashlib.sha1(os.path.realpath(self.root).encode()).hexdigest()[:16]
-        side = int(round(self.image_size / _CROP_FRACTION))
-        return cache_root() / "image_folders" / f"{digest}-{side}px"
+        paths, shapes = cache.keep(files, max_megabytes * 2**20, read_resized)
+        if paths is None:
+            self.disk_problem = shapes
+            return None
+        in_use = [paths, *(entries for entries, _ in self._on_disk.values())]
+        cache.tidy(self.train_files + self.val_files, np.concatenate(in_use))
+        self._on_disk["train" if split == "train" else "val"] = (
+            paths, tf.constant(shapes, tf.int64))
+        self.disk_problem = None
+        return sum(h * w * c for h, w, c in shapes) / 2**20
 
-    def _remove_stale(self, directory, resize_to):
-        """Removes the entries of images no longer in the folder (or changed), and temporaries
-        left by a crash; those of the other split stay."""
-        current = set()
-        for path in self.train_files + self.val_files:
-            try:
-                current.add(_disk_stem(os.path.relpath(path, self.root), os.stat(path),
-                                       resize_to))
-            except OSError:
-                pass
-        now = time.time()
-        try:
-            for entry in os.scandir(directory):
-                stem = entry.name.rsplit("-", 1)[0]
-                stale = (entry.name.endswith(".u8") and stem not in current) or (
-                    entry.name.endswith(".tmp")
-                    and now - entry.stat().st_mtime > _STALE_TEMPORARY_SECONDS)
-                if stale:
-                    os.remove(entry.path)
-        except OSError:
-            pass  # tidying only
+    @property
+    def resize_to(self):
+        """The shorter side images are resized to before cropping (``image_size / 0.875``)."""
+        return int(round(self.image_size / _CROP_FRACTION))
 
     @staticmethod
     def _decode_all(files, resize_to, budget):
@@ -361,7 +295,7 @@ class ImageFolder:
 
         Args:
             split: ``"train"`` or ``"val"`` (``"validation"``); from memory if ``keep_decoded``
-                kept it.
+                kept it, else from disk if ``keep_on_disk`` did.
             batch_size: images per batch.
             training: shuffle per epoch, random crop and flip, drop a last partial batch; False:
                 file order, central crop, keep every image.
@@ -407,9 +341,9 @@ class ImageFolder:
             disk_paths, disk_shapes = tf.constant(on_disk[0]), on_disk[1]
 
         def resized(index):  # uint8 (h, w, 3), shorter side resize_to
-            if kept is None and on_disk is not None:
-                pixels = tf.io.decode_raw(tf.io.read_file(disk_paths[index]), tf.uint8)
-                return tf.reshape(pixels, disk_shapes[index])
+            if kept is None and on_disk is not None:  # (the file if its entry went away)
+                return read_entry(disk_paths[index], disk_shapes[index],
+                                  lambda: _read_resized(files_t[index], resize_to))
             if kept is None:
                 return _read_resized(files_t[index], resize_to)
             chunks, where, shapes = kept
@@ -454,43 +388,10 @@ class ImageFolder:
         return np.array([str(p) for p in files]), labels
 
 
-class _OverBudget(Exception):
-    pass
-
-
 def _check_megabytes(value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:  # NaN
         raise ValueError(f"Invalid value for argument `max_megabytes`. Expected a number of "
                          f"MiB >= 0 (inf: no limit). Received max_megabytes={value!r}.")
-
-
-def _disk_stem(relative_path, st, resize_to):
-    """The name (without its shape) of ``keep_on_disk``'s file for an image of this path, size
-    and modification time: a change to any of them, or to the decoder, gives another name."""
-    import tensorflow as tf
-
-    key = f"{_DISK_FORMAT}\0{tf.__version__}\0{resize_to}\0{relative_path}\0{st.st_size}\0" \
-          f"{st.st_mtime_ns}"
-    return hashlib.sha1(key.encode()).hexdigest()[:24]
-
-
-def _disk_entries(directory):
-    """``{stem: (name, bytes)}`` of the complete entries in ``directory`` (a file whose size is
-    not its shape's, e.g. cut short by a crash of the machine, does not count)."""
-    found = {}
-    for entry in os.scandir(directory):
-        name = entry.name
-        if not name.endswith(".u8") or "-" not in name:
-            continue
-        stem, shape = name[:-3].rsplit("-", 1)
-        try:
-            h, w = (int(d) for d in shape.split("x"))
-            size = entry.stat().st_size
-        except (ValueError, OSError):
-            continue
-        if size == h * w * 3:
-            found[stem] = (name, size)
-    return found
 
 
 def evaluation_image(image, image_size):

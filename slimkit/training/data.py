@@ -112,20 +112,7 @@ def _folder_data(config, image_shape, train_feed):
     feed = FolderFeed(folder, config.batch_size, config.seed) if train_feed else None
 
     def prepare():  # (training only: one evaluation pass gains nothing from keeping the images)
-        budget, why = image_cache_budget(config.image_cache_mb)
-        if budget > 0:
-            kept = _keep_decoded(folder, budget)
-            if kept:
-                yield kept
-                return
-            memory = f"--image-cache-mb {budget:g} MiB" if why == "--image-cache-mb" else \
-                f"{budget:g} MiB ({why}; --image-cache-mb sets it)"
-            not_in_memory = f"they need more than {memory} of memory, or one no longer decodes"
-        else:
-            not_in_memory = "--image-cache-mb 0 keeps nothing in memory"
-        yield from _keep_on_disk(folder, image_disk_budget(config.image_disk_cache_mb,
-                                                           folder._disk_directory()),
-                                 not_in_memory)
+        return keep_images(folder, config.image_cache_mb, config.image_disk_cache_mb)
 
     def eval_batches(split, batch_size):
         # an image folder has one held-out split; "train" is its training files
@@ -175,13 +162,16 @@ def image_cache_budget(configured, meminfo="/proc/meminfo"):
 def image_disk_budget(configured, directory):
     """``(MiB, why)``: how much disk an image folder's resized images may take.
 
-    ``configured`` (``--image-disk-cache-mb``) if set; else half the free space of the file
-    system holding ``directory`` (or its nearest existing parent); 0 if that cannot be read.
+    ``configured`` (``--image-disk-cache-mb``) if set; else half of what the cache ``directory``
+    could hold: the free space of its file system (or of its nearest existing parent's) plus what
+    its entries take already (so a later run does not refuse the entries an earlier one wrote).
 
     Example:
         >>> image_disk_budget(5000.0, "/tmp")
         (5000.0, '--image-disk-cache-mb')
     """
+    from slimkit.data.image_disk_cache import directory_megabytes
+
     if configured is not None:
         return float(configured), "--image-disk-cache-mb"
     path = os.path.abspath(directory)
@@ -189,49 +179,68 @@ def image_disk_budget(configured, directory):
         path = os.path.dirname(path)
     try:
         free = shutil.disk_usage(path).free / 2**20
+    except OSError as e:
+        return 0.0, f"the free space of {path} cannot be read ({e.strerror or e})"
+    budget = round((free + directory_megabytes(directory)) / 2, 1)
+    if budget <= 0:
+        return 0.0, f"there is no free space on the file system of {path}"
+    return budget, "half the free space there"
+
+
+def keep_images(folder, memory_mb=None, disk_mb=None):
+    """Yields what to print while keeping an image folder's images decoded in memory if they fit
+    (``--image-cache-mb``), else resized on disk (``--image-disk-cache-mb``): a line before slow
+    work, then what was done."""
+    from slimkit.data.image_disk_cache import DiskCache
+
+    memory, memory_why = image_cache_budget(memory_mb)
+    train = folder.keep_decoded("train", memory) if memory > 0 else None
+    cache = DiskCache(folder.root, folder.resize_to)
+    disk, disk_why = image_disk_budget(disk_mb, cache.directory)
+    n = f"{len(folder.train_files):,} training images"
+    if train is not None:
+        val = folder.keep_decoded("val", memory - train) if folder.val_files else None
+        yield (n + (f" and {len(folder.val_files):,} validation images" if val is not None else "")
+               + f" kept decoded in memory ({train + (val or 0):,.1f} MiB): read and decoded once")
+        if folder.val_files and val is None and disk > 0:
+            val = folder.keep_on_disk("val", disk, cache.directory)
+            if val is not None:
+                yield (f"the {len(folder.val_files):,} validation images kept resized on disk in "
+                       f"{cache.directory} ({val:,.1f} MiB)")
+        return
+    not_in_memory = (f"they need more than {_budget(memory, memory_why, '--image-cache-mb')} of "
+                     f"memory, or one no longer decodes" if memory > 0 else
+                     "--image-cache-mb 0 keeps nothing in memory")
+    if disk <= 0:
+        yield (f"the {n} are read and decoded every epoch: {not_in_memory}, and "
+               + ("--image-disk-cache-mb 0 keeps nothing on disk" if disk_mb is not None
+                  else f"nothing is kept on disk: {disk_why}"))
+        return
+    budget = _budget(disk, disk_why, "--image-disk-cache-mb")
+    try:
+        stems, present, missing = cache.plan(folder.train_files)
+        there = sum(present[stems[p]][1] for p in folder.train_files if stems[p] in present)
     except OSError:
-        return 0.0, "the free space there cannot be read"
-    return round(free / 2, 1), "half the free space there"
-
-
-def _keep_decoded(folder, budget_mb):
-    """Keeps the training images (then the validation ones) decoded in memory if they fit;
-    what to print, or None if they are not kept."""
-    kept = folder.keep_decoded("train", budget_mb)
-    if kept is None:
-        return None
-    val = folder.keep_decoded("val", budget_mb - kept) if folder.val_files else None
-    return (f"{len(folder.train_files):,} training images"
-            + (f" and {len(folder.val_files):,} validation images" if val is not None else "")
-            + f" kept decoded in memory ({kept + (val or 0):,.1f} MiB): read and decoded once")
-
-
-def _keep_on_disk(folder, disk, not_in_memory):
-    """Yields what to print while keeping the training images (then the validation ones)
-    resized on disk; ``not_in_memory`` says why they are not kept in memory."""
-    budget_mb, why = disk
-    n = f"{len(folder.train_files):,}"
-    if budget_mb <= 0:
-        yield (f"the {n} training images are read and decoded every epoch: {not_in_memory}, and "
-               + ("--image-disk-cache-mb 0 keeps nothing on disk" if why == "--image-disk-cache-mb"
-                  else f"nothing is kept on disk: {why}"))
+        missing, there = folder.train_files, 0
+    if missing and there + len(missing) * folder.resize_to ** 2 * 3 <= disk * 2**20:
+        yield (f"the {n} are not kept in memory ({not_in_memory}): resizing "
+               f"{len(missing):,} of them once onto disk in {cache.directory}, up to {budget}; "
+               f"they stay there for later runs")
+    train = folder.keep_on_disk("train", disk, cache.directory)
+    if train is None:
+        yield (f"the {n} are read and decoded every epoch: {not_in_memory}, and they are not "
+               f"kept on disk in {cache.directory}: {folder.disk_problem} ({budget})")
         return
-    directory = folder._disk_directory()
-    budget = f"{budget_mb:,.0f} MiB ({why}; --image-disk-cache-mb sets it)" \
-        if why != "--image-disk-cache-mb" else f"--image-disk-cache-mb {budget_mb:g} MiB"
-    yield (f"the {n} training images are not kept in memory ({not_in_memory}): keeping them "
-           f"resized on disk in {directory}, up to {budget}; resized once, then kept for the "
-           f"next runs")
-    kept = folder.keep_on_disk("train", budget_mb, directory)
-    if kept is None:
-        yield (f"the {n} training images are read and decoded every epoch: they need more than "
-               f"{budget} on disk, {directory} cannot be written, or one of them changed since "
-               f"the folder was indexed and no longer decodes")
-        return
-    val = folder.keep_on_disk("val", budget_mb - kept, directory) if folder.val_files else None
-    yield (f"{n} training images"
-           + (f" and {len(folder.val_files):,} validation images" if val is not None else "")
-           + f" kept resized on disk ({kept + (val or 0):,.1f} MiB): read without decoding")
+    val = folder.keep_on_disk("val", disk - train, cache.directory) if folder.val_files else None
+    reused = len(folder.train_files) - len(missing)
+    yield (n + (f" and {len(folder.val_files):,} validation images" if val is not None else "")
+           + f" kept resized on disk ({train + (val or 0):,.1f} MiB"
+           + (f"; {reused:,} training images resized by an earlier run" if reused else "")
+           + "): read without decoding")
+
+
+def _budget(mb, why, flag):
+    return f"{flag} {mb:g} MiB" if why == flag else f"{mb:,.1f} MiB ({why}; {flag} sets it)"
 
 
 class FolderFeed:

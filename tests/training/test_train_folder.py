@@ -99,23 +99,26 @@ def test_images_kept_in_memory_or_on_disk_train_exactly_as_files_read_every_epoc
         out = io.StringIO()
         train(config, log_stream=out)
         logs[name] = out.getvalue()
-    cache = next((tmp_path / "user_cache" / "slimkit" / "image_folders").glob("*-32px"))
+    (cache,) = (tmp_path / "user_cache" / "slimkit" / "image_folders").glob("*-32px-tf*-f1")
     assert ("20 training images and 2 validation images kept decoded in memory (0.1 MiB): read "
             "and decoded once") in logs["kept"]
     assert "the 20 training images are read and decoded every epoch: --image-cache-mb 0 keeps " \
            "nothing in memory, and --image-disk-cache-mb 0 keeps nothing on disk" in logs["read"]
     assert re.search(
         r"the 20 training images are not kept in memory \(they need more than --image-cache-mb "
-        r"0.01 MiB of memory, or one no longer decodes\): keeping them resized on disk in "
-        + re.escape(str(cache)) + r", up to [\d,]+ MiB \(half the free space there; "
-        r"--image-disk-cache-mb sets it\); resized once, then kept for the next runs",
-        logs["on_disk"])
+        r"0.01 MiB of memory, or one no longer decodes\): resizing 20 of them once onto disk in "
+        + re.escape(str(cache)) + r", up to [\d,.]+ MiB \(half the free space there; "
+        r"--image-disk-cache-mb sets it\); they stay there for later runs", logs["on_disk"])
     assert ("20 training images and 2 validation images kept resized on disk (0.1 MiB): read "
             "without decoding") in logs["on_disk"]
     assert (f"the 20 training images are read and decoded every epoch: they need more than "
-            f"--image-disk-cache-mb 0.01 MiB on disk, {cache} cannot be written, or one of them "
-            f"changed since the folder was indexed and no longer decodes") in logs["too_small"]
-    assert "--image-cache-mb 0 keeps nothing in memory): keeping them resized on disk" \
+            f"--image-cache-mb 0.01 MiB of memory, or one no longer decodes, and they are not "
+            f"kept on disk in {cache}: they need more than the budget (--image-disk-cache-mb 0.01 "
+            f"MiB)") in logs["too_small"]
+    # a later run reuses the entries: nothing to resize, no line before the work
+    assert "resizing" not in logs["disk_only"]
+    assert ("20 training images and 2 validation images kept resized on disk (0.1 MiB; 20 "
+            "training images resized by an earlier run): read without decoding") \
         in logs["disk_only"]
     assert len(list(cache.iterdir())) == 22  # written once, by the first run that needed them
     # a run with nothing left to train decodes nothing
@@ -128,8 +131,12 @@ def test_images_kept_in_memory_or_on_disk_train_exactly_as_files_read_every_epoc
         assert [k for k in expected if not np.array_equal(expected[k], actual[k])] == []
 
 
-@pytest.mark.parametrize("memory", [1024.0, 0.0])  # kept in memory; kept on disk
-def test_the_feed_and_evaluation_read_what_prepare_kept(tmp_path, monkeypatch, memory):
+@pytest.mark.parametrize("memory, said", [
+    (1024.0, "18 training images and 2 validation images kept decoded in memory"),
+    (0.0, "18 training images and 2 validation images kept resized on disk"),
+    # the training images fit in memory (18 x 32x35x3 bytes), the validation ones go to disk
+    (0.06, "the 2 validation images kept resized on disk")])
+def test_the_feed_and_evaluation_read_what_prepare_kept(tmp_path, monkeypatch, memory, said):
     """After ``prepare`` the training feed and the validation batches come from memory or disk:
     the same batches once the image files are gone."""
     import shutil
@@ -155,7 +162,7 @@ def test_the_feed_and_evaluation_read_what_prepare_kept(tmp_path, monkeypatch, m
     expected = batches(load_training_data(config))
     data = load_training_data(config)
     messages = list(data.prepare())
-    assert ("kept decoded in memory" if memory else "kept resized on disk") in messages[-1]
+    assert said in messages[-1]
     shutil.rmtree(root)
     actual = batches(data)
     assert len(actual) == len(expected) == 2 + 2 * 1  # one validation batch (2 images)
@@ -189,13 +196,24 @@ def test_the_image_cache_budget_is_1024_mib_or_a_quarter_of_the_available_memory
 def test_the_image_disk_budget_is_half_the_free_space_where_the_cache_goes(tmp_path):
     import shutil
 
-    from fault_injection import PAGE, tmpfs
+    from fault_injection import PAGE, fill, tmpfs
     from slimkit.training.data import image_disk_budget
 
     assert image_disk_budget(0.0, tmp_path) == (0.0, "--image-disk-cache-mb")
     assert image_disk_budget(300, tmp_path) == (300.0, "--image-disk-cache-mb")
     with tmpfs(tmp_path / "disk", 1024 * PAGE) as disk:  # 4 MiB, the cache folder not made yet
-        budget, why = image_disk_budget(None, disk / "slimkit" / "image_folders" / "x-256px")
+        directory = disk / "slimkit" / "image_folders" / "x-256px"
+        budget, why = image_disk_budget(None, directory)
         assert (budget, why) == (round(shutil.disk_usage(disk).free / 2**21, 1),
                                  "half the free space there")
         assert budget == 2.0
+        # what the entries of earlier runs take counts as theirs: a later run keeps them
+        directory.mkdir(parents=True)
+        (directory / "0123456789abcdef01234567-512x512.u8").write_bytes(bytes(512 * 512 * 3))
+        assert image_disk_budget(None, directory) == (2.0, "half the free space there")
+        fill(disk)
+        assert image_disk_budget(None, directory) == (0.4, "half the free space there")
+        (directory / "0123456789abcdef01234567-512x512.u8").unlink()
+        fill(disk)
+        assert image_disk_budget(None, directory) == (
+            0.0, f"there is no free space on the file system of {directory}")
