@@ -99,7 +99,7 @@ def test_a_full_disk_leaves_the_old_file_and_no_temporary(tmp_path):
 
 def test_bytes_are_written_as_they_are(tmp_path):
     path = tmp_path / "pixels.u8"
-    writing.write_text_atomically(path, bytes(range(256)))
+    writing.write_bytes_atomically(path, bytes(range(256)))
     assert path.read_bytes() == bytes(range(256))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pixels.u8"]
 
