@@ -130,7 +130,7 @@ def profile(preset, splits, info, calls, rounds, quick, overrides=None):
         data = None
         if c.dataset == "folder":
             data = load_training_data(c, get_model_spec(c.model).input_shape)
-            data.prepare()  # the images kept in memory, as slimkit.train does
+            data.prepare(print)  # the images kept in memory, as slimkit.train does
         with op_determinism(deterministic):
             variants[deterministic] = train_throughput.build_variant(c, splits, info, data)
             train_throughput.run_calls(variants[deterministic], 3 * spc, spc)  # trace, settle

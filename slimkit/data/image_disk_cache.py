@@ -78,9 +78,10 @@ class DiskCache:
         missing = [p for p in files if stems[p] not in present]
         return stems, present, missing
 
-    def keep(self, files, budget_bytes, read_resized):
+    def keep(self, files, budget_bytes, read_resized, before_writing=None):
         """Writes the missing entries of ``files`` (``read_resized(paths)`` yields their resized
-        uint8 images in order) if the entries of ``files`` then take at most ``budget_bytes``.
+        uint8 images in order) if the entries of ``files`` then take at most ``budget_bytes``;
+        ``before_writing(n)`` is called first if ``n`` are missing and may fit.
 
         Returns:
             ``(paths of the entries, their (h, w, 3) shapes)`` in the order of ``files``, or
@@ -102,6 +103,8 @@ class DiskCache:
         written = []  # (path, inode) of the entries this call wrote
         try:
             if missing:
+                if before_writing is not None:
+                    before_writing(len(missing))
                 self.directory.mkdir(parents=True, exist_ok=True)
             for path, image in zip(missing, read_resized(missing)):
                 total += image.shape.num_elements()

@@ -185,18 +185,17 @@ class ImageFolder:
         files, _ = self._split_arrays(split)
         key = "train" if split == "train" else "val"
         _check_megabytes(max_megabytes)
-        resize_to = int(round(self.image_size / _CROP_FRACTION))
         budget = max_megabytes * 2**20
-        if len(files) * resize_to * resize_to * 3 > budget:
+        if len(files) * self.resize_to ** 2 * 3 > budget:
             return None
         with tf.device("/CPU:0"):  # (on a machine with a GPU, not in its memory)
-            kept = self._decode_all(files, resize_to, budget)
+            kept = self._decode_all(_resized_images(files, self.resize_to), budget)
         if kept is None:
             return None
         self._kept[key] = kept
         return sum(int(c.shape[0]) for c in kept[0]) / 2**20
 
-    def keep_on_disk(self, split, max_megabytes, directory=None):
+    def keep_on_disk(self, split, max_megabytes, directory=None, before_writing=None):
         """Resizes the images of ``split`` once and keeps them on disk, if they fit.
 
         For folders too large for ``keep_decoded`` (:mod:`slimkit.data.image_disk_cache`): each
@@ -214,6 +213,8 @@ class ImageFolder:
                 otherwise writing stops when the running total passes it.
             directory: where the entries go (default: the user cache,
                 ``image_disk_cache.default_directory``).
+            before_writing: ``before_writing(n)`` is called before ``n`` images are resized
+                (when some are missing and may fit), e.g. to say why the run waits.
 
         Returns:
             The MiB the split's entries take, or None if they are not kept; then
@@ -235,14 +236,9 @@ class ImageFolder:
         files, _ = self._split_arrays(split)
         _check_megabytes(max_megabytes)
         cache = DiskCache(self.root, self.resize_to, directory)
-
-        def read_resized(paths):
-            with tf.device("/CPU:0"):  # (on a machine with a GPU, not in its memory)
-                yield from tf.data.Dataset.from_tensor_slices(np.array(paths, str)).map(
-                    lambda path: _read_resized(path, self.resize_to),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-        paths, shapes = cache.keep(files, max_megabytes * 2**20, read_resized)
+        paths, shapes = cache.keep(files, max_megabytes * 2**20,
+                                   lambda paths: _resized_images(paths, self.resize_to),
+                                   before_writing)
         if paths is None:
             self.disk_problem = shapes
             return None
@@ -259,20 +255,17 @@ class ImageFolder:
         return int(round(self.image_size / _CROP_FRACTION))
 
     @staticmethod
-    def _decode_all(files, resize_to, budget):
-        """``(chunks, where, shapes)`` of ``keep_decoded``, or None (over budget, undecodable)."""
+    def _decode_all(images, budget):
+        """``(chunks, where, shapes)`` of ``keep_decoded`` from the resized ``images``, or None
+        (over budget, undecodable)."""
         import tensorflow as tf
-
-        ds = tf.data.Dataset.from_tensor_slices(files).map(
-            lambda path: _read_resized(path, resize_to), num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True)
         # Flat uint8 chunks of ~64 MiB, each holding whole images: concatenating the images as
         # they come keeps the memory at the images' size plus one chunk (one buffer for all would
         # need twice the images' size while it is assembled).
         chunks, pending, pending_size, total = [], [], 0, 0
         where, shapes = [], []  # per image: (chunk, start within it), (h, w, 3)
         try:
-            for image in ds:
+            for image in images:
                 size = image.shape.num_elements()
                 total += size
                 if total > budget:
@@ -333,8 +326,7 @@ class ImageFolder:
         if skip_batches:
             ds = ds.skip(skip_batches * batch_size)  # skips indices: nothing is decoded
 
-        size = self.image_size
-        resize_to = int(round(size / _CROP_FRACTION))
+        size, resize_to = self.image_size, self.resize_to
         kept = self._kept.get("train" if split == "train" else "val")
         on_disk = self._on_disk.get("train" if split == "train" else "val")
         if on_disk is not None:
@@ -432,6 +424,17 @@ def _read_resized(path, resize_to):
     import tensorflow as tf
 
     return _resize_shorter_side(decode_image(tf.io.read_file(path)), resize_to)
+
+
+def _resized_images(paths, resize_to):
+    """An iterator of the files at ``paths`` read, decoded and resized (``_read_resized``), in
+    order, decoded in parallel on the CPU (on a machine with a GPU, not in its memory)."""
+    import tensorflow as tf
+
+    with tf.device("/CPU:0"):
+        return iter(tf.data.Dataset.from_tensor_slices(np.array(paths, str)).map(
+            lambda path: _read_resized(path, resize_to), num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True))
 
 
 def _normalize(image, size):

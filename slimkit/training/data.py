@@ -37,10 +37,10 @@ class TrainingData:
             batches of a split: ``"test"``, ``"validation"``, or ``"train"`` (the training
             examples in file order, preprocessed for evaluation: no augmentation).
         eval_splits: Splits that exist; the last one is the final evaluation's.
-        prepare: Called once the run is sure to train (after the checks, the restore and the
-            "nothing to train" exit): slow preparation such as keeping an image folder's decoded
-            images in memory; yields what to print about it (a line before slow work, so the
-            user sees why the run waits).
+        prepare: ``prepare(say)``, called once the run is sure to train (after the checks, the
+            restore and the "nothing to train" exit): slow preparation such as keeping an image
+            folder's decoded images in memory; ``say(line)`` prints what it does (before slow
+            work too, so the user sees why the run waits).
     """
 
     feed: typing.Any
@@ -50,7 +50,7 @@ class TrainingData:
     class_names: tuple
     eval_batches: typing.Callable
     eval_splits: tuple
-    prepare: typing.Callable = lambda: ()
+    prepare: typing.Callable = lambda say: None
 
     @property
     def final_split(self):
@@ -111,8 +111,8 @@ def _folder_data(config, image_shape, train_feed):
     folder = ImageFolder(config.data_dir, image_size=size, seed=config.seed)
     feed = FolderFeed(folder, config.batch_size, config.seed) if train_feed else None
 
-    def prepare():  # (training only: one evaluation pass gains nothing from keeping the images)
-        return keep_images(folder, config.image_cache_mb, config.image_disk_cache_mb)
+    def prepare(say):  # (training only: one evaluation pass gains nothing from keeping images)
+        keep_images(folder, say, config.image_cache_mb, config.image_disk_cache_mb)
 
     def eval_batches(split, batch_size):
         # an image folder has one held-out split; "train" is its training files
@@ -187,56 +187,54 @@ def image_disk_budget(configured, directory):
     return budget, "half the free space there"
 
 
-def keep_images(folder, memory_mb=None, disk_mb=None):
-    """Yields what to print while keeping an image folder's images decoded in memory if they fit
-    (``--image-cache-mb``), else resized on disk (``--image-disk-cache-mb``): a line before slow
-    work, then what was done."""
-    from slimkit.data.image_disk_cache import DiskCache
+def keep_images(folder, say, memory_mb=None, disk_mb=None):
+    """Keeps an image folder's images decoded in memory if they fit (``--image-cache-mb``), else
+    resized on disk (``--image-disk-cache-mb``); ``say(line)`` tells what is done, before slow
+    work and after."""
+    from slimkit.data.image_disk_cache import default_directory
 
     memory, memory_why = image_cache_budget(memory_mb)
     train = folder.keep_decoded("train", memory) if memory > 0 else None
-    cache = DiskCache(folder.root, folder.resize_to)
-    disk, disk_why = image_disk_budget(disk_mb, cache.directory)
+    directory = default_directory(folder.root, folder.resize_to)
+    disk, disk_why = image_disk_budget(disk_mb, directory)
     n = f"{len(folder.train_files):,} training images"
     if train is not None:
         val = folder.keep_decoded("val", memory - train) if folder.val_files else None
-        yield (n + (f" and {len(folder.val_files):,} validation images" if val is not None else "")
-               + f" kept decoded in memory ({train + (val or 0):,.1f} MiB): read and decoded once")
+        say(n + (f" and {len(folder.val_files):,} validation images" if val is not None else "")
+            + f" kept decoded in memory ({train + (val or 0):,.1f} MiB): read and decoded once")
         if folder.val_files and val is None and disk > 0:
-            val = folder.keep_on_disk("val", disk, cache.directory)
+            val = folder.keep_on_disk("val", disk, directory)
             if val is not None:
-                yield (f"the {len(folder.val_files):,} validation images kept resized on disk in "
-                       f"{cache.directory} ({val:,.1f} MiB)")
+                say(f"the {len(folder.val_files):,} validation images kept resized on disk in "
+                    f"{directory} ({val:,.1f} MiB)")
         return
     not_in_memory = (f"they need more than {_budget(memory, memory_why, '--image-cache-mb')} of "
                      f"memory, or one no longer decodes" if memory > 0 else
                      "--image-cache-mb 0 keeps nothing in memory")
     if disk <= 0:
-        yield (f"the {n} are read and decoded every epoch: {not_in_memory}, and "
-               + ("--image-disk-cache-mb 0 keeps nothing on disk" if disk_mb is not None
-                  else f"nothing is kept on disk: {disk_why}"))
+        say(f"the {n} are read and decoded every epoch: {not_in_memory}, and "
+            + ("--image-disk-cache-mb 0 keeps nothing on disk" if disk_mb is not None
+               else f"nothing is kept on disk: {disk_why}"))
         return
     budget = _budget(disk, disk_why, "--image-disk-cache-mb")
-    try:
-        stems, present, missing = cache.plan(folder.train_files)
-        there = sum(present[stems[p]][1] for p in folder.train_files if stems[p] in present)
-    except OSError:
-        missing, there = folder.train_files, 0
-    if missing and there + len(missing) * folder.resize_to ** 2 * 3 <= disk * 2**20:
-        yield (f"the {n} are not kept in memory ({not_in_memory}): resizing "
-               f"{len(missing):,} of them once onto disk in {cache.directory}, up to {budget}; "
-               f"they stay there for later runs")
-    train = folder.keep_on_disk("train", disk, cache.directory)
+    resized = [0]
+
+    def before_writing(missing):
+        resized[0] = missing
+        say(f"the {n} are not kept in memory ({not_in_memory}): resizing {missing:,} of them "
+            f"once onto disk in {directory}, up to {budget}; they stay there for later runs")
+
+    train = folder.keep_on_disk("train", disk, directory, before_writing)
     if train is None:
-        yield (f"the {n} are read and decoded every epoch: {not_in_memory}, and they are not "
-               f"kept on disk in {cache.directory}: {folder.disk_problem} ({budget})")
+        say(f"the {n} are read and decoded every epoch: {not_in_memory}, and they are not kept "
+            f"on disk in {directory}: {folder.disk_problem} ({budget})")
         return
-    val = folder.keep_on_disk("val", disk - train, cache.directory) if folder.val_files else None
-    reused = len(folder.train_files) - len(missing)
-    yield (n + (f" and {len(folder.val_files):,} validation images" if val is not None else "")
-           + f" kept resized on disk ({train + (val or 0):,.1f} MiB"
-           + (f"; {reused:,} training images resized by an earlier run" if reused else "")
-           + "): read without decoding")
+    val = folder.keep_on_disk("val", disk - train, directory) if folder.val_files else None
+    reused = len(folder.train_files) - resized[0]
+    say(n + (f" and {len(folder.val_files):,} validation images" if val is not None else "")
+        + f" kept resized on disk ({train + (val or 0):,.1f} MiB"
+        + (f"; {reused:,} training images resized by an earlier run" if reused else "")
+        + "): read without decoding")
 
 
 def _budget(mb, why, flag):

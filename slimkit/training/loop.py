@@ -123,8 +123,7 @@ def train(config, train_step_fn=None, log_stream=None):
                                  f"`slimkit eval {logdir}`, or pass a larger --steps to train on.")
                 return {"global_step": step, "stopped": "already_done", "logdir": logdir,
                         "checkpoint": run.restored_from, "precision": runtime["precision"]}
-            for message in data.prepare():  # e.g. decoding the images once: only for a run
-                progress.message(message)   # that trains
+            data.prepare(progress.message)  # e.g. decoding the images once (only a run that trains)
             if chief:  # restored (or warm-started): this run's settings are now the logdir's,
                 # with the precision `auto` chose (eval and export build the model in it)
                 save_config(dataclasses.replace(config, precision=runtime["precision"]), logdir,
@@ -262,8 +261,8 @@ def _setup_runtime(config, stream):
         raise ValueError("The workers of this multi-worker run have different settings (or "
                          "precision `auto` chose differently on different hardware). Expected the "
                          "same command line and config on every worker (only TF_CONFIG's task index, "
-                         "--data-dir and --image-cache-mb may differ); on mixed hardware set "
-                         "--precision.")
+                         "--data-dir, --image-cache-mb and --image-disk-cache-mb may differ); on "
+                         "mixed hardware set --precision.")
     # Checks that need the strategy come after the agreement above, so that every worker of a
     # multi-worker run refuses the same settings together (instead of one waiting for the other).
     check_global_batch(strategy, config.batch_size)  # before data and model are built

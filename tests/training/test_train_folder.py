@@ -161,7 +161,8 @@ def test_the_feed_and_evaluation_read_what_prepare_kept(tmp_path, monkeypatch, m
 
     expected = batches(load_training_data(config))
     data = load_training_data(config)
-    messages = list(data.prepare())
+    messages = []
+    data.prepare(messages.append)
     assert said in messages[-1]
     shutil.rmtree(root)
     actual = batches(data)
