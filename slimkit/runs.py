@@ -138,12 +138,17 @@ def load_run(path, data_dir=None, at_init=False, use_ema=True):
     config = _load_config(logdir, data_dir)
     class_names, image_shape = _identity(config, logdir)
     precision = choose_precision(config.precision, config.model)[0]  # `auto`: old logdirs only
+    shape = _Shape(len(class_names), image_shape)
     with precision_policy(precision):  # as in training; the caller's policy is left alone
         if at_init:
             import keras
 
             keras.utils.set_random_seed(config.seed)  # the weights training started from
-        model = build_model(config, _Shape(len(class_names), image_shape))
+        model = build_model(config, shape)
+        form = earlier_form(checkpoint, config, model) if checkpoint is not None else None
+        if form is not None:  # saved before the model's defaults changed: build what it holds
+            config = dataclasses.replace(config, model_kwargs=form[1])
+            model = build_model(config, shape)
     ema = None
     if config.ema_decay and use_ema:
         from slimkit.training.ema import ExponentialMovingAverage
@@ -312,6 +317,50 @@ def _restore(model, ema, checkpoint, config, logdir, use_ema):
     return int(global_step.numpy()), with_ema
 
 
+def earlier_form(checkpoint, config, model):
+    """The earlier form of ``config.model`` whose weights ``checkpoint`` holds, or None.
+
+    A run saved before a model's defaults changed (``ModelSpec.earlier_forms``) names only the
+    model in its ``config.json``; its checkpoint holds the weights of the form it trained.
+
+    Args:
+        checkpoint: A checkpoint prefix.
+        config: The run's :class:`~slimkit.training.config.TrainConfig`.
+        model: ``config.model`` as built from ``config``.
+
+    Returns:
+        ``(when, model_kwargs)``: the run's ``model_kwargs`` over that form's, e.g.
+        ``("until 2026-12-06", {"conv1_stride": 1, "conv2": 64})``; None if the model has no
+        earlier forms, if ``model``'s weights match the checkpoint's, or if no form does.
+    """
+    import tensorflow as tf
+
+    from slimkit.models.registry import get_model_spec
+
+    forms = get_model_spec(config.model).earlier_forms
+    if not forms:
+        return None
+    try:
+        shapes = sorted(_model_shapes(checkpoint))
+    except (tf.errors.OpError, ValueError, KeyError, StopIteration, IndexError, OSError):
+        return None  # unreadable: the restore reports it
+    if _float_shapes(model) == shapes:
+        return None
+    data = _Shape(int(model.output.shape[-1]), tuple(model.input.shape[1:]))
+    for when, kwargs in forms:
+        kwargs = {**kwargs, **config.model_kwargs}
+        candidate = build_model(dataclasses.replace(config, model_kwargs=kwargs), data)
+        if _float_shapes(candidate) == shapes:
+            return when, kwargs
+    return None
+
+
+def _float_shapes(model):
+    import tensorflow as tf
+
+    return sorted(tuple(w.shape) for w in model.weights if tf.as_dtype(w.dtype).is_floating)
+
+
 def _other_model_message(checkpoint, config, logdir, model, why):
     guess = _guess_model(checkpoint, config, model)
     return (f"Checkpoint {checkpoint} does not hold the `{config.model}` model that "
@@ -342,8 +391,7 @@ def _guess_model(checkpoint, config, model):
                                   input_shape=image_shape)
         except (ValueError, TypeError):  # e.g. AlexNet cannot take 28x28 images
             continue
-        if sorted(tuple(w.shape) for w in candidate.weights
-                  if tf.as_dtype(w.dtype).is_floating) == shapes:
+        if _float_shapes(candidate) == shapes:
             matches.append(name)
     if matches:  # (deep_mnist and lenet have the same weights: either may be it)
         return f"It seems to hold a `{'` or `'.join(matches)}` model. "

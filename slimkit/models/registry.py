@@ -44,6 +44,10 @@ class ModelSpec:
         num_classes: default number of classes.
         source: where the architecture comes from (paper or tutorial).
         arg_scope_fn: returns the model's default arg scope (its ``*_arg_scope`` function), or None.
+        earlier_forms: ``(when, kwargs)`` pairs, newest first: the keyword arguments that give the
+            model as its defaults were before they changed (e.g. ``("until 2026-12-06",
+            {"conv2": 64})``). A run saved back then names only the model; loading it
+            (``slimkit.runs.load_run``) builds the form its checkpoint holds.
     """
 
     name: str
@@ -53,6 +57,7 @@ class ModelSpec:
     num_classes: int
     source: str
     arg_scope_fn: Optional[Callable] = None
+    earlier_forms: tuple = ()
 
     @property
     def input_shape(self):
@@ -60,7 +65,8 @@ class ModelSpec:
         return (*self.image_size, self.channels)
 
 
-def register_model(image_size, channels, source, num_classes=1000, arg_scope_fn=None):
+def register_model(image_size, channels, source, num_classes=1000, arg_scope_fn=None,
+                   earlier_forms=()):
     """Decorator adding a model function to the registry under its function name.
 
     Args:
@@ -69,6 +75,8 @@ def register_model(image_size, channels, source, num_classes=1000, arg_scope_fn=
         source: where the architecture comes from, e.g. "Krizhevsky et al., NIPS 2012".
         num_classes: default number of classes.
         arg_scope_fn: the model's ``*_arg_scope()`` function, entered by :func:`get_model`.
+        earlier_forms: ``(when, kwargs)`` pairs, newest first, for a model whose defaults changed:
+            see :class:`ModelSpec`.
 
     Raises:
         ValueError: if a model of that name is already registered.
@@ -95,7 +103,8 @@ def register_model(image_size, channels, source, num_classes=1000, arg_scope_fn=
                 f"{other.__qualname__}). Model names must be unique: rename the function "
                 f"{fn.__module__}.{fn.__qualname__}.")
         _REGISTRY[name] = ModelSpec(name, fn, size, int(channels), int(num_classes), source,
-                                    arg_scope_fn)
+                                    arg_scope_fn, tuple((str(when), dict(kwargs))
+                                                        for when, kwargs in earlier_forms))
         return fn
 
     return decorator

@@ -370,10 +370,29 @@ class _Run:
 
 
 # ---------------------------------------------------------------------------- stages
+def _refuse_an_earlier_form(run, config):
+    """Refuses, before anything is restored, a logdir whose checkpoint holds an earlier form of
+    the model (saved before its defaults changed): its weights do not fit this run's model."""
+    from slimkit.runs import earlier_form
+    from slimkit.training import checkpoints as ckpt_lib
+
+    path = ckpt_lib.latest_checkpoint(config.resolved_logdir())
+    form = earlier_form(path, config, run.model) if path is not None else None
+    if form is not None:
+        when, kwargs = form
+        flag = ",".join(f"{k}={v}" for k, v in kwargs.items())
+        raise ValueError(f"Cannot resume from {path}: it holds `{config.model}` as the model was "
+                         f"{when} ({flag}), and this run builds its current form, whose weights "
+                         f"have other shapes. Pass --model-kwargs {flag} to train on in this "
+                         "logdir, or use another --logdir for the current form. Nothing in the "
+                         "logdir was changed.")
+
+
 def _restore(run, config, progress):
     """Restores the logdir's checkpoint, or warm-starts; sets the feed's position. Returns step."""
     from slimkit.training import checkpoints as ckpt_lib
 
+    _refuse_an_earlier_form(run, config)
     if run.chief:
         path = run.checkpoints.restore()
     else:  # multi-worker: a non-chief saves to a scratch dir but resumes from the chief's logdir

@@ -1,5 +1,6 @@
 """load_run: the one way eval, predict, inspect and export load a run, and its one-line errors."""
 
+import io
 import json
 import re
 import shutil
@@ -154,3 +155,42 @@ def test_every_command_loads_runs_the_same_way(softmax_run, tmp_path, capsys, ar
     assert line.endswith(f"Name an earlier checkpoint instead, e.g. {logdir}/ckpt-200; nothing "
                          "was changed or deleted.")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing written
+
+
+def test_a_run_saved_before_the_models_defaults_changed(mnist_dir, tmp_path, capsys):
+    # A mnist-speedrun logdir of before 2026-12-06: config.json names only the model (its
+    # model_kwargs were empty then), the checkpoint holds conv1 at stride 1 and conv2 64 wide.
+    from slimkit.training.config import TrainConfig
+    from slimkit.training.loop import train
+
+    logdir = tmp_path / "speedrun"
+    train(TrainConfig(logdir=str(logdir), model="mnist_speedrun", data_dir=str(mnist_dir),
+                      precision="fp32", batch_size=32, steps=3, validation_size=0,
+                      model_kwargs={"conv1_stride": 1, "conv2": 64}), log_stream=io.StringIO())
+    config = json.loads((logdir / "config.json").read_text())
+    config["model_kwargs"] = {}
+    (logdir / "config.json").write_text(json.dumps(config))
+
+    run = load_run(logdir)  # builds the form the checkpoint holds
+    assert run.config.model_kwargs == {"conv1_stride": 1, "conv2": 64}
+    assert run.model.get_layer("conv2").kernel.shape == (3, 3, 16, 64)
+    assert "pool1" in run.model.end_points
+    np.testing.assert_array_equal(  # (no EMA: the trained weights themselves)
+        run.model.get_layer("conv2").kernel.numpy(),
+        _checkpoint_value(logdir / "ckpt-3",
+                          "optimizer/_trainable_variables/2/.ATTRIBUTES/VARIABLE_VALUE"))
+    assert main(["eval", str(logdir)]) == 0
+    capsys.readouterr()
+
+    before = {p.name: p.read_bytes() for p in logdir.iterdir() if p.is_file()}
+    with pytest.raises(ValueError) as refused:  # training on needs the form named
+        train(TrainConfig(logdir=str(logdir), model="mnist_speedrun", data_dir=str(mnist_dir),
+                          precision="fp32", batch_size=32, steps=6, validation_size=0),
+              log_stream=io.StringIO())
+    assert str(refused.value) == (
+        f"Cannot resume from {logdir}/ckpt-3: it holds `mnist_speedrun` as the model was until "
+        "2026-12-06 (conv1_stride=1,conv2=64), and this run builds its current form, whose "
+        "weights have other shapes. Pass --model-kwargs conv1_stride=1,conv2=64 to train on in "
+        "this logdir, or use another --logdir for the current form. Nothing in the logdir was "
+        "changed.")
+    assert {p.name: p.read_bytes() for p in logdir.iterdir() if p.is_file()} == before

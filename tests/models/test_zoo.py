@@ -11,10 +11,10 @@ from slimkit.models import registry
 
 # name -> (default num_classes, parameters at that num_classes, end points {name: shape w/o batch}).
 EXPECTED = {
-    # conv1 416 + conv2 9,280 + fc3 1,180,160 + logits 5,130
-    "mnist_speedrun": (10, 1_194_986, {
-        "crop": (24, 24, 1), "conv1": (24, 24, 16), "pool1": (12, 12, 16), "conv2": (12, 12, 64),
-        "pool2": (6, 6, 64), "flatten": (2304,), "fc3": (512,), "logits": (10,)}),
+    # conv1 416 + conv2 6,960 + fc3 885,248 + logits 5,130
+    "mnist_speedrun": (10, 897_754, {
+        "crop": (24, 24, 1), "conv1": (12, 12, 16), "conv2": (12, 12, 48), "pool2": (6, 6, 48),
+        "flatten": (1728,), "fc3": (512,), "logits": (10,)}),
     "softmax_regression": (10, 7_850, {"flatten": (784,), "logits": (10,)}),
     "deep_mnist": (10, 3_274_634, {
         "conv1": (28, 28, 32), "pool1": (14, 14, 32), "conv2": (14, 14, 64), "pool2": (7, 7, 64),
@@ -212,3 +212,18 @@ def test_alexnet_with_the_tutorial_articles_same_pooling():
     with pytest.raises(ValueError, match=r"Invalid value for argument `pool_padding` of alexnet. "
                                          r"Expected 'VALID' or 'SAME'. Received pool_padding='same'"):
         slim.get_model("alexnet", pool_padding="same")
+
+
+def test_mnist_speedrun_keeps_its_earlier_form():
+    # conv1 at stride 1 on 24x24 maps then pool1, conv2 64: the net until 2026-12-06, whose
+    # checkpoints restore with --model-kwargs conv1_stride=1,conv2=64
+    model = slim.get_model("mnist_speedrun", conv1_stride=1, conv2=64)
+    assert model.count_params() == 1_194_986
+    shapes = {name: tuple(t.shape[1:]) for name, t in model.end_points.items()}
+    assert shapes == {"crop": (24, 24, 1), "conv1": (24, 24, 16), "pool1": (12, 12, 16),
+                      "conv2": (12, 12, 64), "pool2": (6, 6, 64), "flatten": (2304,),
+                      "fc3": (512,), "logits": (10,)}
+    with pytest.raises(ValueError, match=r"Invalid value for argument `conv1_stride` of "
+                                         r"mnist_speedrun. Expected 1 or 2. Received "
+                                         r"conv1_stride=3"):
+        slim.get_model("mnist_speedrun", conv1_stride=3)
