@@ -1,7 +1,5 @@
 """`python -m slimkit` is the `slimkit` command."""
 
-import sys
+from slimkit.cli import run
 
-from slimkit.cli import main
-
-sys.exit(main())
+run()

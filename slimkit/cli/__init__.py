@@ -9,6 +9,7 @@ code 2 and no traceback. Set ``SLIMKIT_DEBUG=1`` to see the traceback anyway.
 """
 
 import argparse
+import gc
 import importlib
 import os
 import re
@@ -85,6 +86,21 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def run():
+    """The ``slimkit`` command (``python -m slimkit``): :func:`main`, then exit with its code.
+
+    Before exiting, ``gc.freeze()`` moves every object to the collector's permanent generation, so
+    the interpreter's last collections skip them: after TensorFlow, exiting took 0.6-0.9 s of a
+    2-core CPU, most of it those collections, and 0.08 s with the freeze. Everything else at exit
+    still runs (``atexit`` handlers, module teardown, buffered files' flush); only the finalizers
+    of objects in reference cycles do not, and slimkit closes its writers and files explicitly.
+    Not in :func:`main`, which tests and programs call in a process that goes on.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
 
 
 def _parse(parser, argv):

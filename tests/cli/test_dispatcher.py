@@ -170,3 +170,48 @@ def test_banners_are_shown_when_asked_for():
 
     shown = [line for line in result.stderr.splitlines() if _BANNER.match(line)]
     assert shown, result.stderr
+
+
+def test_the_command_freezes_the_collector_only_on_its_way_out(monkeypatch, capsys):
+    import gc
+
+    frozen = gc.get_freeze_count()
+    assert main(["datasets"]) == 0  # main() is called by programs that go on: no freeze
+    assert gc.get_freeze_count() == frozen
+    from slimkit.cli import run
+
+    for argv, code in ((["datasets"], 0), (["eval", "/no/such/logdir"], 2)):
+        monkeypatch.setattr(sys, "argv", ["slimkit", *argv])
+        try:
+            with pytest.raises(SystemExit) as exited:
+                run()
+            assert exited.value.code == code  # main's exit code passes through
+            assert gc.get_freeze_count() > frozen
+        finally:
+            gc.unfreeze()  # (this process goes on)
+    capsys.readouterr()
+
+
+def test_everything_a_run_writes_is_there_after_the_command_exits(tmp_path, mnist_dir):
+    """The command exits without the last collections (gc.freeze): nothing is lost by it."""
+    import tensorflow as tf
+
+    logdir = tmp_path / "run"
+    result = run_cli("train", "softmax_regression", "--data-dir", str(mnist_dir), "--steps", "30",
+                     "--save-summaries-steps", "10", "--logdir", str(logdir), "--json",
+                     timeout=300)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout.splitlines()[-1])
+
+    def scalars(folder, tag):
+        return [(e.step, float(tf.make_ndarray(v.tensor)))
+                for path in sorted(folder.glob("*tfevents*"))
+                for e in tf.compat.v1.train.summary_iterator(str(path))
+                for v in e.summary.value if v.tag == tag]
+
+    assert [step for step, _ in scalars(logdir / "train", "loss")] == [10, 20, 30]
+    assert scalars(logdir / "test", "accuracy") == [
+        (30, pytest.approx(metrics["test_accuracy"], abs=1e-4))]
+    assert [step for step, _ in scalars(logdir, "hparams/test_accuracy")] == [30]
+    assert tf.train.latest_checkpoint(str(logdir)) == str(logdir / "ckpt-30")
+    assert json.loads((logdir / "config.json").read_text())["steps"] == 30
