@@ -1,7 +1,7 @@
 """A network for the MNIST speed run: 99.2% test accuracy in 2 epochs on a 2-core CPU.
 
 Designed for slimkit (preset ``mnist-speedrun``), after measuring candidates side by side on
-2-core CPUs (bench/results/compare*.md, speedrun_step.md): conv layers cost a 2-core CPU most in
+2-core CPUs (bench/results/compare*.md, speedrun_step*.md): conv layers cost a 2-core CPU most in
 their gradients, so the net makes the first convolution cheap (16 channels, stride 2: it computes
 the 12x12 maps directly instead of 24x24 maps and a pool) and the second one small (3x3, 48
 channels on 12x12 maps), and a wide fully connected layer buys the accuracy:
@@ -15,14 +15,14 @@ He-initialized, 897,754 parameters, 1.9 M multiply-adds per image (Deep MNIST: 3
 13.9 M).
 
 Since 2026-12-06 (``conv1_stride=2, conv2=48``). In one process, interleaved
-(bench/results/speedrun_step.md), its step ran 1.4-1.55x the examples/s of the net before it
-(``conv1_stride=1, conv2=64``: conv1 on 24x24 maps, then a 2x2 pool), in float32 and bfloat16 on
-a 2-core AMD EPYC Zen 5, and in float32 with oneDNN held to AVX2 there. Test accuracy with the
-preset, seeds 0-4: float32 0.9921-0.9929 (mean 0.9926), bfloat16 0.9919-0.9927 (mean 0.9923); the
-net before it had 0.9907-0.9935 (mean 0.9924) in bfloat16 on the same machine. Each change alone
-was slower or less accurate: the stride alone 1.1-1.16x; 48 channels alone 1.24-1.31x; 56 channels
-with the stride 1.2-1.28x; 24 channels in conv1 with the stride and 48 (1.26x) 0.9922-0.9930 in
-bfloat16; fc3 768 with both (bfloat16) 0.9915-0.9933.
+(bench/results/speedrun_step_zen5_*.md, a 2-core AMD EPYC Zen 5), its step ran 1.62x the
+examples/s of the net before it (``conv1_stride=1, conv2=64``: conv1 on 24x24 maps, then a 2x2
+pool) in float32, 1.35x in bfloat16, and 1.56x in float32 with oneDNN held to AVX2. The stride
+alone gave 1.16-1.19x, 48 channels alone 1.27-1.35x. Test accuracy with the preset, seeds 0-4:
+float32 0.9921-0.9929 (mean 0.9926), bfloat16 0.9919-0.9927 (mean 0.9923); the net before it had
+0.9907-0.9935 (mean 0.9924) in bfloat16 on the same machine. Not kept (bfloat16, seeds 0-4, ad-hoc
+runs): 24 channels in conv1 with the stride and 48 scored 0.9922-0.9930 but ran 1.26x (this net
+1.53x in the same run) in float32 held to AVX2; fc3 768 0.9915-0.9933.
 
 Earlier candidates, measured on the 2-core Xeon with AMX (32 channels in conv1, stride 1, conv2 64,
 2 epochs, Adam one-cycle 5e-3, batch 256, EMA 0.99, all 60,000 training images): without the crop
