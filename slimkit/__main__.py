@@ -1,5 +1,5 @@
 """`python -m slimkit` is the `slimkit` command."""
 
-from slimkit.cli import run
+from slimkit.cli import console_main
 
-run()
+console_main()

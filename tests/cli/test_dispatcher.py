@@ -178,13 +178,13 @@ def test_the_command_freezes_the_collector_only_on_its_way_out(monkeypatch, caps
     frozen = gc.get_freeze_count()
     assert main(["datasets"]) == 0  # main() is called by programs that go on: no freeze
     assert gc.get_freeze_count() == frozen
-    from slimkit.cli import run
+    from slimkit.cli import console_main
 
     for argv, code in ((["datasets"], 0), (["eval", "/no/such/logdir"], 2)):
         monkeypatch.setattr(sys, "argv", ["slimkit", *argv])
         try:
             with pytest.raises(SystemExit) as exited:
-                run()
+                console_main()
             assert exited.value.code == code  # main's exit code passes through
             assert gc.get_freeze_count() > frozen
         finally:
