@@ -132,6 +132,7 @@ def load_run(path, data_dir=None, at_init=False, use_ema=True):
         >>> run.global_step, run.model.name
         (500, 'softmax_regression')
     """
+    from slimkit.training.checkpoints import latest_checkpoint
     from slimkit.training.runtime import choose_precision, precision_policy
 
     checkpoint, logdir = _locate(pathlib.Path(path), at_init)
@@ -144,11 +145,10 @@ def load_run(path, data_dir=None, at_init=False, use_ema=True):
             import keras
 
             keras.utils.set_random_seed(config.seed)  # the weights training started from
+        form = trained_form(logdir, config, checkpoint or latest_checkpoint(logdir), shape)
+        if form is not None:  # as the run trained it, whatever the model's defaults are now
+            config = dataclasses.replace(config, model_kwargs=form)
         model = build_model(config, shape)
-        form = earlier_form(checkpoint, config, model) if checkpoint is not None else None
-        if form is not None:  # saved before the model's defaults changed: build what it holds
-            config = dataclasses.replace(config, model_kwargs=form[1])
-            model = build_model(config, shape)
     ema = None
     if config.ema_decay and use_ema:
         from slimkit.training.ema import ExponentialMovingAverage
@@ -317,42 +317,102 @@ def _restore(model, ema, checkpoint, config, logdir, use_ema):
     return int(global_step.numpy()), with_ema
 
 
-def earlier_form(checkpoint, config, model):
-    """The earlier form of ``config.model`` whose weights ``checkpoint`` holds, or None.
+def trained_form(logdir, config, checkpoint, data):
+    """The ``model_kwargs`` that rebuild the model a logdir's run trained, or None.
 
-    A run saved before a model's defaults changed (``ModelSpec.earlier_forms``) names only the
-    model in its ``config.json``; its checkpoint holds the weights of the form it trained.
+    A run records its model's whole form in ``config.json`` (``model_form``, see
+    ``slimkit.models.registry.model_form``): that is it, whatever the model's defaults are now.
+    A ``config.json`` saved before 2026-12-06 names only the model and the ``model_kwargs`` given;
+    for a model whose defaults have changed since (``ModelSpec.earlier_forms``) the run trained
+    an earlier form: the newest one whose weight shapes are ``checkpoint``'s, with those
+    ``model_kwargs`` over it.
 
     Args:
-        checkpoint: A checkpoint prefix.
-        config: The run's :class:`~slimkit.training.config.TrainConfig`.
-        model: ``config.model`` as built from ``config``.
+        logdir: The run's logdir (its ``config.json``).
+        config: The run's :class:`~slimkit.training.config.TrainConfig` as saved there.
+        checkpoint: A checkpoint prefix of the run, or None if it has none.
+        data: Anything with ``num_classes`` and ``image_shape``, as for :func:`build_model`.
 
     Returns:
-        ``(when, model_kwargs)``: the run's ``model_kwargs`` over that form's, e.g.
-        ``("until 2026-12-06", {"conv1_stride": 1, "conv2": 64})``; None if the model has no
-        earlier forms, if ``model``'s weights match the checkpoint's, or if no form does.
+        A dict for ``config.model_kwargs``; None if ``config.json`` records no form and none of
+        the model's earlier forms is the checkpoint's (or there is no checkpoint to tell).
+
+    Example:
+        >>> trained_form("runs/speedrun-2026-12-01", config, "runs/speedrun-2026-12-01/ckpt-469",
+        ...              data)
+        {'conv1_stride': 1, 'conv2': 64}
     """
     import tensorflow as tf
 
     from slimkit.models.registry import get_model_spec
+    from slimkit.training.saved_config import FORM_KEY, read_saved
 
+    saved = read_saved(logdir) or {}
+    if isinstance(saved.get(FORM_KEY), dict):
+        return dict(saved[FORM_KEY])
     forms = get_model_spec(config.model).earlier_forms
-    if not forms:
+    if not forms or checkpoint is None:
         return None
     try:
         shapes = sorted(_model_shapes(checkpoint))
     except (tf.errors.OpError, ValueError, KeyError, StopIteration, IndexError, OSError):
-        return None  # unreadable: the restore reports it
-    if _float_shapes(model) == shapes:
-        return None
-    data = _Shape(int(model.output.shape[-1]), tuple(model.input.shape[1:]))
-    for when, kwargs in forms:
+        return None  # unreadable: restoring it reports why
+    for _, kwargs in forms:
         kwargs = {**kwargs, **config.model_kwargs}
-        candidate = build_model(dataclasses.replace(config, model_kwargs=kwargs), data)
+        try:
+            candidate = build_model(dataclasses.replace(config, model_kwargs=kwargs), data)
+        except (ValueError, TypeError):  # e.g. an input too small for that form's pools
+            continue
         if _float_shapes(candidate) == shapes:
-            return when, kwargs
+            return kwargs
     return None
+
+
+def check_same_form(config, logdir):
+    """Refuses to train on in a logdir whose checkpoints hold another form of the model.
+
+    Raises:
+        ValueError: Naming both forms, the ``--model-kwargs`` that resume the logdir's run, and
+            that nothing was changed.
+    """
+    from slimkit.models.registry import get_model_spec, model_form
+    from slimkit.training.checkpoints import latest_checkpoint
+    from slimkit.training.saved_config import DATA_KEY, read_saved
+
+    path = latest_checkpoint(logdir)
+    saved = read_saved(logdir) if path is not None else None
+    if not saved or saved.get("model") != config.model:
+        return  # nothing to resume (or another model: check_compatible says so)
+    identity = saved.get(DATA_KEY) or {}
+    spec = get_model_spec(config.model)
+    data = _Shape(int(identity.get("num_classes") or spec.num_classes),
+                  tuple(identity.get("image_shape") or spec.input_shape))
+    given = saved.get("model_kwargs")  # the logdir's run's, over which its form is looked for
+    as_saved = dataclasses.replace(config, model_kwargs=dict(given) if isinstance(given, dict)
+                                   else {})
+    kwargs = trained_form(logdir, as_saved, path, data)
+    if kwargs is None:
+        return
+    theirs, ours = model_form(config.model, kwargs), model_form(config.model, config.model_kwargs)
+    if theirs == ours:
+        return
+    differ = [k for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
+    defaults = model_form(config.model)
+    flags = ",".join(f"{k}={_flag_value(v)}" for k, v in sorted(theirs.items())
+                     if defaults.get(k) != v)
+    how = f"Pass --model-kwargs {flags}" if flags else "Leave out --model-kwargs"
+    raise ValueError(
+        f"Cannot resume from {path}: it holds `{config.model}` with "
+        f"{', '.join(f'{k}={_flag_value(theirs.get(k))}' for k in differ)}, and this run builds "
+        f"it with {', '.join(f'{k}={_flag_value(ours.get(k))}' for k in differ)}. {how} to train "
+        "on in this logdir, or use another --logdir. Nothing in the logdir was changed.")
+
+
+def _flag_value(value):
+    """A model argument as ``--model-kwargs`` reads it back (strings bare, the rest JSON)."""
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _float_shapes(model):

@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import importlib
 import inspect
+import json
 import numbers
 from typing import Callable, Optional
 
@@ -46,8 +47,10 @@ class ModelSpec:
         arg_scope_fn: returns the model's default arg scope (its ``*_arg_scope`` function), or None.
         earlier_forms: ``(when, kwargs)`` pairs, newest first: the keyword arguments that give the
             model as its defaults were before they changed (e.g. ``("until 2026-12-06",
-            {"conv2": 64})``). A run saved back then names only the model; loading it
-            (``slimkit.runs.load_run``) builds the form its checkpoint holds.
+            {"conv1_stride": 1, "conv2": 64})``). A run's ``config.json`` records the whole form
+            it trained (:func:`model_form`) since then; one saved before names only the model,
+            and loading it (``slimkit.runs.load_run``) builds the earlier form its checkpoint
+            holds.
     """
 
     name: str
@@ -113,6 +116,28 @@ def register_model(image_size, channels, source, num_classes=1000, arg_scope_fn=
 def _load_builtins():
     for module in _BUILTIN_MODULES:
         importlib.import_module(module)
+
+
+# Arguments of a model function that are not its form: the input, what get_model sets, its name.
+_NOT_FORM = ("images", "num_classes", "is_training", "scope")
+
+
+def model_form(name, model_kwargs=None):
+    """The keyword arguments that define model ``name``: its defaults, ``model_kwargs`` over them.
+
+    What a run records in ``config.json`` (``model_form``), so that its checkpoints rebuild after
+    the model's defaults change. JSON values (a tuple becomes a list).
+
+    Example:
+
+    >>> model_form("mnist_speedrun", {"conv2": 64})
+    {'crop': 2, 'conv1': 16, 'conv2': 64, 'fc': 512, 'conv1_stride': 2}
+    """
+    parameters = inspect.signature(get_model_spec(name).fn).parameters.values()
+    form = {p.name: p.default for p in parameters
+            if p.name not in _NOT_FORM and p.default is not inspect.Parameter.empty}
+    form.update(model_kwargs or {})
+    return json.loads(json.dumps(form, default=str))
 
 
 def list_models():

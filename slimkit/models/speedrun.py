@@ -14,15 +14,16 @@ channels on 12x12 maps), and a wide fully connected layer buys the accuracy:
 He-initialized, 897,754 parameters, 1.9 M multiply-adds per image (Deep MNIST: 3,274,634 and
 13.9 M).
 
-Since 2026-12-06 (``conv1_stride=2, conv2=48``). In one process, interleaved
-(bench/results/speedrun_step_zen5_*.md, a 2-core AMD EPYC Zen 5), its step ran 1.62x the
-examples/s of the net before it (``conv1_stride=1, conv2=64``: conv1 on 24x24 maps, then a 2x2
+This form is the default since 2026-12-06 (``conv1_stride=2, conv2=48``). In one process,
+interleaved (bench/results/speedrun_step_zen5_*.md, a 2-core AMD EPYC Zen 5), its step ran 1.62x
+the examples/s of the net before it (``conv1_stride=1, conv2=64``: conv1 on 24x24 maps, then a 2x2
 pool) in float32, 1.35x in bfloat16, and 1.56x in float32 with oneDNN held to AVX2. The stride
 alone gave 1.16-1.19x, 48 channels alone 1.27-1.35x. Test accuracy with the preset, seeds 0-4:
-float32 0.9921-0.9929 (mean 0.9926), bfloat16 0.9919-0.9927 (mean 0.9923); the net before it had
-0.9907-0.9935 (mean 0.9924) in bfloat16 on the same machine. Not kept (bfloat16, seeds 0-4, ad-hoc
-runs): 24 channels in conv1 with the stride and 48 scored 0.9922-0.9930 but ran 1.26x (this net
-1.53x in the same run) in float32 held to AVX2; fc3 768 0.9915-0.9933.
+bfloat16 0.9919-0.9927 (mean 0.9923, compare_zen5_speedrun.md), float32 0.9921-0.9929 (mean
+0.9926; ad-hoc runs, not kept); the net before it had 0.9907-0.9935 (mean 0.9924) in bfloat16 on
+the same machine. Not kept (bfloat16, seeds 0-4, ad-hoc runs): 24 channels in conv1 with the
+stride and 48 scored 0.9922-0.9930 but ran 1.26x (this net 1.53x in the same run) in float32 held
+to AVX2; fc3 768 0.9915-0.9933.
 
 Earlier candidates, measured on the 2-core Xeon with AMX (32 channels in conv1, stride 1, conv2 64,
 2 epochs, Adam one-cycle 5e-3, batch 256, EMA 0.99, all 60,000 training images): without the crop
@@ -93,11 +94,12 @@ def mnist_speedrun(images, num_classes=10, crop=2, conv1=16, conv2=48, fc=512, c
     1204618
     """
     del scope  # names the Keras model (see get_model); layers keep unprefixed names
-    end_points = {}
-    net = end_points["crop"] = keras.layers.Cropping2D(crop, name="crop")(images)  # (N, 24, 24, 1)
-    if conv1_stride not in (1, 2):
+    if isinstance(conv1_stride, bool) or conv1_stride not in (1, 2) or \
+            not isinstance(conv1_stride, int):
         raise ValueError("Invalid value for argument `conv1_stride` of mnist_speedrun. Expected 1 "
                          f"or 2. Received conv1_stride={conv1_stride!r}.")
+    end_points = {}
+    net = end_points["crop"] = keras.layers.Cropping2D(crop, name="crop")(images)  # (N, 24, 24, 1)
     net = end_points["conv1"] = conv2d(net, conv1, [5, 5], conv1_stride,
                                        scope="conv1")  # (N, 12, 12, 16)
     if conv1_stride == 1:  # (N, 24, 24, 16) -> (N, 12, 12, 16)

@@ -86,6 +86,7 @@ def train(config, train_step_fn=None, log_stream=None):
     check_training_settings(config)
     runtime = _setup_runtime(config, log_stream or sys.stdout)  # before TensorFlow starts
     from slimkit.models.registry import get_model_spec
+    from slimkit.runs import check_same_form
     from slimkit.training.checks import check_loaded_data, refuse_together
     from slimkit.training.data import load_training_data
     from slimkit.training.distribute import lost_workers_reported
@@ -104,6 +105,7 @@ def train(config, train_step_fn=None, log_stream=None):
         # Refusals happen on every worker together (checks.refuse_together), before the model.
         loaded = {}  # a worker that cannot load its data (missing, corrupt files) refuses too
         refuse_together(strategy, lambda: check_compatible(config, logdir),  # model, dataset
+                        lambda: check_same_form(config, logdir),  # the model's arguments
                         lambda: loaded.update(data=load_training_data(
                             config, get_model_spec(config.model).input_shape)))
         data = loaded["data"]
@@ -370,29 +372,10 @@ class _Run:
 
 
 # ---------------------------------------------------------------------------- stages
-def _refuse_an_earlier_form(run, config):
-    """Refuses, before anything is restored, a logdir whose checkpoint holds an earlier form of
-    the model (saved before its defaults changed): its weights do not fit this run's model."""
-    from slimkit.runs import earlier_form
-    from slimkit.training import checkpoints as ckpt_lib
-
-    path = ckpt_lib.latest_checkpoint(config.resolved_logdir())
-    form = earlier_form(path, config, run.model) if path is not None else None
-    if form is not None:
-        when, kwargs = form
-        flag = ",".join(f"{k}={v}" for k, v in kwargs.items())
-        raise ValueError(f"Cannot resume from {path}: it holds `{config.model}` as the model was "
-                         f"{when} ({flag}), and this run builds its current form, whose weights "
-                         f"have other shapes. Pass --model-kwargs {flag} to train on in this "
-                         "logdir, or use another --logdir for the current form. Nothing in the "
-                         "logdir was changed.")
-
-
 def _restore(run, config, progress):
     """Restores the logdir's checkpoint, or warm-starts; sets the feed's position. Returns step."""
     from slimkit.training import checkpoints as ckpt_lib
 
-    _refuse_an_earlier_form(run, config)
     if run.chief:
         path = run.checkpoints.restore()
     else:  # multi-worker: a non-chief saves to a scratch dir but resumes from the chief's logdir

@@ -40,12 +40,14 @@ def cache_key(config, batch):
     """What measuring ``config``'s step at per-replica ``batch`` depends on, as one string."""
     import tensorflow as tf
 
+    from slimkit.models.registry import model_form
     from slimkit.training.runtime import cpu_flags, cpu_model, usable_cores
 
     flags = sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx", "avx2")))
     parts = dict(cpu=cpu_model(), flags=",".join(flags), cores=usable_cores(),
                  tf=tf.__version__, model=config.model, batch=batch,
-                 image_size=config.image_size, model_kwargs=dict(config.model_kwargs),
+                 image_size=config.image_size,
+                 model_kwargs=model_form(config.model, config.model_kwargs),  # defaults included
                  jit=bool(config.jit_compile))
     return json.dumps(parts, sort_keys=True, default=str)
 

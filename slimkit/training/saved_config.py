@@ -27,6 +27,7 @@ from slimkit.writing import write_text_atomically
 
 CONFIG_NAME = "config.json"
 DATA_KEY = "data_identity"  # not a TrainConfig field: dropped by load_saved_config
+FORM_KEY = "model_form"  # the model's arguments, defaults included (registry.model_form); ditto
 # Settings a logdir's checkpoints depend on: resuming with other values is refused.
 IDENTITY_KEYS = ("model", "dataset")
 
@@ -39,7 +40,9 @@ def data_identity(config, data):
 
 
 def save_config(config, logdir, data=None, notes=None):
-    """Writes ``config`` (and the identity of ``data``, if given) to ``<logdir>/config.json``.
+    """Writes ``config``, the model's whole form (``model_form``: its arguments with their defaults,
+    so that its checkpoints rebuild if the defaults change) and the identity of ``data`` (if
+    given) to ``<logdir>/config.json``.
 
     Args:
         config: The run's :class:`~slimkit.training.config.TrainConfig` (its precision resolved).
@@ -59,7 +62,10 @@ def save_config(config, logdir, data=None, notes=None):
 
     logdir = pathlib.Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
+    from slimkit.models.registry import model_form
+
     values = config.to_dict()
+    values[FORM_KEY] = model_form(config.model, config.model_kwargs)
     if data is not None:
         values[DATA_KEY] = data_identity(config, data)
     values.update(notes or {})

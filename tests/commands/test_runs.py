@@ -157,40 +157,74 @@ def test_every_command_loads_runs_the_same_way(softmax_run, tmp_path, capsys, ar
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing written
 
 
-def test_a_run_saved_before_the_models_defaults_changed(mnist_dir, tmp_path, capsys):
-    # A mnist-speedrun logdir of before 2026-12-06: config.json names only the model (its
-    # model_kwargs were empty then), the checkpoint holds conv1 at stride 1 and conv2 64 wide.
+def _speedrun(logdir, mnist_dir, steps, model_kwargs=None):
     from slimkit.training.config import TrainConfig
     from slimkit.training.loop import train
 
-    logdir = tmp_path / "speedrun"
-    train(TrainConfig(logdir=str(logdir), model="mnist_speedrun", data_dir=str(mnist_dir),
-                      precision="fp32", batch_size=32, steps=3, validation_size=0,
-                      model_kwargs={"conv1_stride": 1, "conv2": 64}), log_stream=io.StringIO())
+    return train(TrainConfig(logdir=str(logdir), model="mnist_speedrun", data_dir=str(mnist_dir),
+                             precision="fp32", batch_size=32, steps=steps, validation_size=0,
+                             model_kwargs=model_kwargs or {}), log_stream=io.StringIO())
+
+
+def _as_saved_before_2026_12_06(logdir, given):
+    """config.json as slimkit wrote it then: no `model_form`, the model_kwargs as given."""
     config = json.loads((logdir / "config.json").read_text())
-    config["model_kwargs"] = {}
+    del config["model_form"]
+    config["model_kwargs"] = given
     (logdir / "config.json").write_text(json.dumps(config))
 
-    run = load_run(logdir)  # builds the form the checkpoint holds
-    assert run.config.model_kwargs == {"conv1_stride": 1, "conv2": 64}
-    assert run.model.get_layer("conv2").kernel.shape == (3, 3, 16, 64)
-    assert "pool1" in run.model.end_points
+
+def _files(logdir):
+    return {p.relative_to(logdir): p.read_bytes() for p in logdir.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("given", [{}, {"conv2": 48}])
+def test_a_run_saved_before_the_models_defaults_changed(mnist_dir, tmp_path, capsys, given):
+    # A mnist-speedrun logdir of before 2026-12-06: conv1 at stride 1 then pool1, conv2 64 wide
+    # unless given. With conv2=48 given, its weights have the shapes of today's default form: only
+    # the absent `model_form` tells that it is the earlier one.
+    logdir = tmp_path / "speedrun"
+    trained = {"conv1_stride": 1, "conv2": 64, **given}  # the defaults then, and what was given
+    _speedrun(logdir, mnist_dir, 3, trained)
+    _as_saved_before_2026_12_06(logdir, given)
+
+    for run in (load_run(logdir), load_run(logdir, at_init=True)):  # the form the run trained
+        assert run.config.model_kwargs == trained
+        shapes = {name: tuple(t.shape[1:]) for name, t in run.model.end_points.items()}
+        assert shapes["conv1"] == (24, 24, 16) and shapes["pool1"] == (12, 12, 16)
+        assert shapes["conv2"] == (12, 12, trained["conv2"])
     np.testing.assert_array_equal(  # (no EMA: the trained weights themselves)
-        run.model.get_layer("conv2").kernel.numpy(),
+        load_run(logdir).model.get_layer("conv2").kernel.numpy(),
         _checkpoint_value(logdir / "ckpt-3",
                           "optimizer/_trainable_variables/2/.ATTRIBUTES/VARIABLE_VALUE"))
     assert main(["eval", str(logdir)]) == 0
     capsys.readouterr()
 
-    before = {p.name: p.read_bytes() for p in logdir.iterdir() if p.is_file()}
+    before = _files(logdir)
     with pytest.raises(ValueError) as refused:  # training on needs the form named
-        train(TrainConfig(logdir=str(logdir), model="mnist_speedrun", data_dir=str(mnist_dir),
-                          precision="fp32", batch_size=32, steps=6, validation_size=0),
-              log_stream=io.StringIO())
+        _speedrun(logdir, mnist_dir, 6, given)
+    flags = ",".join(f"{k}={v}" for k, v in sorted(trained.items()) if k != "conv2" or v != 48)
     assert str(refused.value) == (
-        f"Cannot resume from {logdir}/ckpt-3: it holds `mnist_speedrun` as the model was until "
-        "2026-12-06 (conv1_stride=1,conv2=64), and this run builds its current form, whose "
-        "weights have other shapes. Pass --model-kwargs conv1_stride=1,conv2=64 to train on in "
-        "this logdir, or use another --logdir for the current form. Nothing in the logdir was "
-        "changed.")
-    assert {p.name: p.read_bytes() for p in logdir.iterdir() if p.is_file()} == before
+        f"Cannot resume from {logdir}/ckpt-3: it holds `mnist_speedrun` with conv1_stride=1"
+        f"{', conv2=64' if not given else ''}, and this run builds it with conv1_stride=2"
+        f"{', conv2=48' if not given else ''}. Pass --model-kwargs {flags} to train on in this "
+        "logdir, or use another --logdir. Nothing in the logdir was changed.")
+    assert _files(logdir) == before
+    _speedrun(logdir, mnist_dir, 6, trained)  # as the message says
+    assert load_run(logdir).global_step == 6
+
+
+def test_a_run_records_its_models_whole_form(mnist_dir, tmp_path):
+    logdir = tmp_path / "speedrun"
+    _speedrun(logdir, mnist_dir, 3, {"conv2": 32})
+    saved = json.loads((logdir / "config.json").read_text())
+    assert saved["model_form"] == {"crop": 2, "conv1": 16, "conv2": 32, "fc": 512,
+                                   "conv1_stride": 2}
+    assert saved["model_kwargs"] == {"conv2": 32}
+    assert load_run(logdir).model.get_layer("conv2").kernel.shape == (3, 3, 16, 32)
+    before = _files(logdir)
+    with pytest.raises(ValueError, match=r"it holds `mnist_speedrun` with conv2=32, and this run "
+                                         r"builds it with conv2=48. Pass --model-kwargs conv2=32 "
+                                         r"to train on"):
+        _speedrun(logdir, mnist_dir, 6)
+    assert _files(logdir) == before

@@ -12,7 +12,7 @@ MODULES = [
     "slimkit.layers.regularizers", "slimkit.layers.keras_layers", "slimkit.losses",
     "slimkit.models.registry", "slimkit.models.flops", "slimkit.models.softmax",
     "slimkit.models.deep_mnist", "slimkit.models.lenet", "slimkit.models.alexnet",
-    "slimkit.models.alexnet_paper",
+    "slimkit.models.alexnet_paper", "slimkit.models.speedrun",
 ]
 
 
