@@ -141,13 +141,13 @@ def load_run(path, data_dir=None, at_init=False, use_ema=True):
     precision = choose_precision(config.precision, config.model)[0]  # `auto`: old logdirs only
     shape = _Shape(len(class_names), image_shape)
     with precision_policy(precision):  # as in training; the caller's policy is left alone
-        if at_init:
-            import keras
-
-            keras.utils.set_random_seed(config.seed)  # the weights training started from
         form = trained_form(logdir, config, checkpoint or latest_checkpoint(logdir), shape)
         if form is not None:  # as the run trained it, whatever the model's defaults are now
             config = dataclasses.replace(config, model_kwargs=form)
+        if at_init:  # (after trained_form, whose trial builds draw random numbers)
+            import keras
+
+            keras.utils.set_random_seed(config.seed)  # the weights training started from
         model = build_model(config, shape)
     ema = None
     if config.ema_decay and use_ema:
@@ -322,10 +322,13 @@ def trained_form(logdir, config, checkpoint, data):
 
     A run records its model's whole form in ``config.json`` (``model_form``, see
     ``slimkit.models.registry.model_form``): that is it, whatever the model's defaults are now.
-    A ``config.json`` saved before 2026-12-06 names only the model and the ``model_kwargs`` given;
-    for a model whose defaults have changed since (``ModelSpec.earlier_forms``) the run trained
-    an earlier form: the newest one whose weight shapes are ``checkpoint``'s, with those
-    ``model_kwargs`` over it.
+    A ``config.json`` without it (written before 2026-12-06 12:04 UTC, when the record began)
+    holds only the ``model_kwargs`` given; for a model whose defaults have changed since
+    (``ModelSpec.earlier_forms``) the run trained an earlier form: the newest one whose weight
+    shapes are ``checkpoint``'s, with those ``model_kwargs`` over it. (Shapes cannot tell apart
+    forms that differ only in a stride: a mnist_speedrun run of 2026-12-06 11:37-12:04 UTC, the
+    new defaults without the record, given ``conv2`` but not ``conv1_stride``, is read as the
+    earlier form.)
 
     Args:
         logdir: The run's logdir (its ``config.json``).
@@ -334,8 +337,9 @@ def trained_form(logdir, config, checkpoint, data):
         data: Anything with ``num_classes`` and ``image_shape``, as for :func:`build_model`.
 
     Returns:
-        A dict for ``config.model_kwargs``; None if ``config.json`` records no form and none of
-        the model's earlier forms is the checkpoint's (or there is no checkpoint to tell).
+        A dict for ``config.model_kwargs`` (the given ones, the form over them); None if
+        ``config.json`` records no form and none of the model's earlier forms is the checkpoint's
+        (or there is no checkpoint to tell).
 
     Example:
         >>> trained_form("runs/speedrun-2026-12-01", config, "runs/speedrun-2026-12-01/ckpt-469",
@@ -349,7 +353,7 @@ def trained_form(logdir, config, checkpoint, data):
 
     saved = read_saved(logdir) or {}
     if isinstance(saved.get(FORM_KEY), dict):
-        return dict(saved[FORM_KEY])
+        return {**config.model_kwargs, **saved[FORM_KEY]}
     forms = get_model_spec(config.model).earlier_forms
     if not forms or checkpoint is None:
         return None
@@ -366,53 +370,6 @@ def trained_form(logdir, config, checkpoint, data):
         if _float_shapes(candidate) == shapes:
             return kwargs
     return None
-
-
-def check_same_form(config, logdir):
-    """Refuses to train on in a logdir whose checkpoints hold another form of the model.
-
-    Raises:
-        ValueError: Naming both forms, the ``--model-kwargs`` that resume the logdir's run, and
-            that nothing was changed.
-    """
-    from slimkit.models.registry import get_model_spec, model_form
-    from slimkit.training.checkpoints import latest_checkpoint
-    from slimkit.training.saved_config import DATA_KEY, read_saved
-
-    path = latest_checkpoint(logdir)
-    saved = read_saved(logdir) if path is not None else None
-    if not saved or saved.get("model") != config.model:
-        return  # nothing to resume (or another model: check_compatible says so)
-    identity = saved.get(DATA_KEY) or {}
-    spec = get_model_spec(config.model)
-    data = _Shape(int(identity.get("num_classes") or spec.num_classes),
-                  tuple(identity.get("image_shape") or spec.input_shape))
-    given = saved.get("model_kwargs")  # the logdir's run's, over which its form is looked for
-    as_saved = dataclasses.replace(config, model_kwargs=dict(given) if isinstance(given, dict)
-                                   else {})
-    kwargs = trained_form(logdir, as_saved, path, data)
-    if kwargs is None:
-        return
-    theirs, ours = model_form(config.model, kwargs), model_form(config.model, config.model_kwargs)
-    if theirs == ours:
-        return
-    differ = [k for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
-    defaults = model_form(config.model)
-    flags = ",".join(f"{k}={_flag_value(v)}" for k, v in sorted(theirs.items())
-                     if defaults.get(k) != v)
-    how = f"Pass --model-kwargs {flags}" if flags else "Leave out --model-kwargs"
-    raise ValueError(
-        f"Cannot resume from {path}: it holds `{config.model}` with "
-        f"{', '.join(f'{k}={_flag_value(theirs.get(k))}' for k in differ)}, and this run builds "
-        f"it with {', '.join(f'{k}={_flag_value(ours.get(k))}' for k in differ)}. {how} to train "
-        "on in this logdir, or use another --logdir. Nothing in the logdir was changed.")
-
-
-def _flag_value(value):
-    """A model argument as ``--model-kwargs`` reads it back (strings bare, the rest JSON)."""
-    import json
-
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _float_shapes(model):

@@ -118,26 +118,33 @@ def _load_builtins():
         importlib.import_module(module)
 
 
-# Arguments of a model function that are not its form: the input, what get_model sets, its name.
-_NOT_FORM = ("images", "num_classes", "is_training", "scope")
+# Arguments of a model function that are not its form: the input, what get_model sets, its name,
+# and dropout (a training setting: --keep-prob may change it on resume).
+_NOT_FORM = ("images", "num_classes", "is_training", "scope", "dropout_keep_prob", "keep_prob")
 
 
 def model_form(name, model_kwargs=None):
-    """The keyword arguments that define model ``name``: its defaults, ``model_kwargs`` over them.
+    """The arguments that define model ``name``'s layers: its defaults, ``model_kwargs`` over them.
 
     What a run records in ``config.json`` (``model_form``), so that its checkpoints rebuild after
-    the model's defaults change. JSON values (a tuple becomes a list).
+    the model's defaults change. Only the model function's own arguments count (not dropout, not
+    its arg scope's such as ``weight_decay``, not unknown keys: building the model names those),
+    with JSON values (a tuple becomes a list; a default that is no JSON value is left out).
 
     Example:
 
-    >>> model_form("mnist_speedrun", {"conv2": 64})
+    >>> model_form("mnist_speedrun", {"conv2": 64, "weight_decay": 0.0})
     {'crop': 2, 'conv1': 16, 'conv2': 64, 'fc': 512, 'conv1_stride': 2}
+    >>> model_form("alexnet", {"dropout_keep_prob": 0.7})
+    {'pool_padding': 'VALID'}
     """
     parameters = inspect.signature(get_model_spec(name).fn).parameters.values()
-    form = {p.name: p.default for p in parameters
-            if p.name not in _NOT_FORM and p.default is not inspect.Parameter.empty}
-    form.update(model_kwargs or {})
-    return json.loads(json.dumps(form, default=str))
+    defaults = {p.name: p.default for p in parameters if p.name not in _NOT_FORM and
+                p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    form = {k: v for k, v in defaults.items() if v is not inspect.Parameter.empty}
+    form.update((k, v) for k, v in (model_kwargs or {}).items() if k in defaults)
+    return {k: v for k, v in json.loads(json.dumps(form, default=lambda _: None)).items()
+            if v is not None or form[k] is None}
 
 
 def list_models():

@@ -287,9 +287,9 @@ def load_config_file(path):
     if not isinstance(values, dict):
         raise ValueError(f"Invalid config file {path}. Expected a table/object of TrainConfig keys. "
                          f"Received a {type(values).__name__}.")
-    # A logdir's config.json may serve as a config file: its record of the data, and why the
-    # precision was chosen, are not settings.
-    for note in ("data_identity", "precision_reason"):
+    # A logdir's config.json may serve as a config file: its record of the data and of the
+    # model's whole form, and why the precision was chosen, are not settings.
+    for note in ("data_identity", "model_form", "precision_reason"):
         values.pop(note, None)
     check_keys(values, f"config file {path}")
     return values

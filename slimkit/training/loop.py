@@ -86,14 +86,13 @@ def train(config, train_step_fn=None, log_stream=None):
     check_training_settings(config)
     runtime = _setup_runtime(config, log_stream or sys.stdout)  # before TensorFlow starts
     from slimkit.models.registry import get_model_spec
-    from slimkit.runs import check_same_form
     from slimkit.training.checks import check_loaded_data, refuse_together
     from slimkit.training.data import load_training_data
     from slimkit.training.distribute import lost_workers_reported
     from slimkit.training.lock import LogdirLock, no_empty_dirs_left
     from slimkit.training.progress import Progress
     from slimkit.training.runtime import op_determinism, precision_policy
-    from slimkit.training.saved_config import check_compatible, save_config
+    from slimkit.training.saved_config import check_compatible, check_same_form, save_config
 
     logdir, chief, strategy = config.resolved_logdir(), runtime["chief"], runtime["strategy"]
     lock = LogdirLock(logdir) if chief else contextlib.nullcontext()

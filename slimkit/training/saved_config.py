@@ -10,16 +10,18 @@ number of training examples matters because a checkpoint's data position ``(epoc
 points into the training array: another ``--validation-size`` makes it another array.
 
 A later run in the logdir is refused, before anything is written, if it names another model or
-dataset (:func:`check_compatible`, before the data is loaded) or brings other data
-(:func:`check_same_data`, once it is loaded)::
+dataset (:func:`check_compatible`) or another form of the model (:func:`check_same_form`), before
+the data is loaded, or brings other data (:func:`check_same_data`, once it is loaded)::
 
     check_compatible(config, logdir)
+    check_same_form(config, logdir)
     data = load_training_data(config, ...)
     check_same_data(config, data, logdir)
     ...  # restore
     save_config(config, logdir, data)
 """
 
+import dataclasses
 import json
 import pathlib
 
@@ -58,12 +60,11 @@ def save_config(config, logdir, data=None, notes=None):
             read-only file system, ...): the old file stays as it was, and the message names the
             cause, the fix and the checkpoint the logdir resumes from.
     """
+    from slimkit.models.registry import model_form
     from slimkit.training.checkpoints import resume_sentence
 
     logdir = pathlib.Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
-    from slimkit.models.registry import model_form
-
     values = config.to_dict()
     values[FORM_KEY] = model_form(config.model, config.model_kwargs)
     if data is not None:
@@ -172,3 +173,57 @@ def _show(value):
     if isinstance(value, list):
         return "[" + ", ".join(str(v) for v in value) + "]"
     return str(value)
+
+
+def check_same_form(config, logdir):
+    """Refuses to train on in a logdir whose checkpoints hold another form of the model.
+
+    The form is the model function's own arguments (``slimkit.models.registry.model_form``): the
+    one ``config.json`` records, or, for a ``config.json`` written before the record began, the
+    earlier form of the model its checkpoint holds (``slimkit.runs.trained_form``). A logdir with
+    neither (no record, and a model whose defaults never changed) is not checked here.
+
+    Raises:
+        ValueError: Naming both forms, the ``--model-kwargs`` that resume the logdir's run, and
+            that nothing was changed.
+    """
+    from slimkit.models.registry import get_model_spec, model_form
+    from slimkit.runs import trained_form
+    from slimkit.training.checkpoints import latest_checkpoint
+
+    path = latest_checkpoint(logdir)
+    saved = read_saved(logdir) if path is not None else None
+    if not saved or saved.get("model") != config.model:
+        return  # nothing to resume (or another model: check_compatible says so)
+    identity = saved.get(DATA_KEY) if isinstance(saved.get(DATA_KEY), dict) else {}
+    given = saved.get("model_kwargs") if isinstance(saved.get("model_kwargs"), dict) else {}
+    spec = get_model_spec(config.model)
+    data = _Shape(int(identity.get("num_classes") or spec.num_classes),
+                  tuple(identity.get("image_shape") or spec.input_shape))
+    kwargs = trained_form(logdir, dataclasses.replace(config, model_kwargs=dict(given)), path, data)
+    if kwargs is None:
+        return
+    theirs, ours = model_form(config.model, kwargs), model_form(config.model, config.model_kwargs)
+    if theirs == ours:
+        return
+    differ = [k for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
+    defaults = model_form(config.model)
+    flags = ",".join(f"{k}={_flag_value(v)}" for k, v in sorted(theirs.items())
+                     if defaults.get(k) != v)
+    how = f"Pass --model-kwargs {flags}" if flags else "Leave out --model-kwargs"
+    raise ValueError(
+        f"Cannot resume from {path}: it holds `{config.model}` with "
+        f"{', '.join(f'{k}={_flag_value(theirs.get(k))}' for k in differ)}, and this run builds "
+        f"it with {', '.join(f'{k}={_flag_value(ours.get(k))}' for k in differ)}. {how} to train "
+        "on in this logdir, or use another --logdir. Nothing in the logdir was changed.")
+
+
+@dataclasses.dataclass
+class _Shape:  # what build_model needs of the data
+    num_classes: int
+    image_shape: tuple
+
+
+def _flag_value(value):
+    """A model argument as ``--model-kwargs`` reads it back (strings bare, the rest JSON)."""
+    return value if isinstance(value, str) else json.dumps(value)

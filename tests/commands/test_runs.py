@@ -193,6 +193,16 @@ def test_a_run_saved_before_the_models_defaults_changed(mnist_dir, tmp_path, cap
         shapes = {name: tuple(t.shape[1:]) for name, t in run.model.end_points.items()}
         assert shapes["conv1"] == (24, 24, 16) and shapes["pool1"] == (12, 12, 16)
         assert shapes["conv2"] == (12, 12, trained["conv2"])
+    # at_init: the weights training started from (the trial builds of the forms draw no seed)
+    import keras
+
+    from slimkit.models.registry import get_model
+
+    keras.utils.set_random_seed(run.config.seed)
+    start = get_model("mnist_speedrun", **trained)
+    for layer in ("conv1", "conv2", "fc3"):
+        np.testing.assert_array_equal(run.model.get_layer(layer).kernel.numpy(),
+                                      start.get_layer(layer).kernel.numpy())
     np.testing.assert_array_equal(  # (no EMA: the trained weights themselves)
         load_run(logdir).model.get_layer("conv2").kernel.numpy(),
         _checkpoint_value(logdir / "ckpt-3",
@@ -228,3 +238,22 @@ def test_a_run_records_its_models_whole_form(mnist_dir, tmp_path):
                                          r"to train on"):
         _speedrun(logdir, mnist_dir, 6)
     assert _files(logdir) == before
+
+
+def test_dropout_and_unknown_keys_are_not_the_form(mnist_dir, tmp_path):
+    from slimkit.training.config import TrainConfig
+    from slimkit.training.loop import train
+
+    logdir = tmp_path / "deep"
+
+    def deep(steps, **settings):
+        return train(TrainConfig(logdir=str(logdir), model="deep_mnist", data_dir=str(mnist_dir),
+                                 precision="fp32", batch_size=16, steps=steps, validation_size=0,
+                                 **settings), log_stream=io.StringIO())
+
+    deep(2, keep_prob=0.7)
+    assert json.loads((logdir / "config.json").read_text())["model_form"] == {}
+    deep(4, model_kwargs={"dropout_keep_prob": 0.6})  # dropout may change on resume, either way
+    assert load_run(logdir).global_step == 4
+    with pytest.raises(ValueError, match=r"Invalid keyword argument.*conv3"):  # the model says so
+        deep(6, model_kwargs={"conv3": 5})
