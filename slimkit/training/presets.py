@@ -47,7 +47,7 @@ PRESETS = {
     # 0.9922-0.9939, mean 0.9928, ~24 s wall; side by side (bench/results/compare_avx512.md,
     # compare_avx2.md): 22.2 s there in bf16, 42.8 s on an AVX2 EPYC (fp32, mean 0.9925). The net
     # since 2026-12-06 (conv1 at stride 2, conv2 48), seeds 0-4 on a 2-core AMD EPYC Zen 5: bf16
-    # 0.9919-0.9927 (mean 0.9923) in 10.1 s wall (compare_zen5_speedrun.md), fp32 mean 0.9926.
+    # 0.9919-0.9927 (mean 0.9923) in 9.3-10.1 s wall (compare_zen5*.md), fp32 mean 0.9926.
     "mnist-speedrun": dict(
         model="mnist_speedrun", dataset="mnist", optimizer="adam", learning_rate=8e-3,
         lr_schedule="one-cycle", batch_size=256, epochs=2.0, validation_size=0,
