@@ -24,6 +24,7 @@ the data is loaded, or brings other data (:func:`check_same_data`, once it is lo
 import dataclasses
 import json
 import pathlib
+import types
 
 from slimkit.writing import write_text_atomically
 
@@ -198,8 +199,9 @@ def check_same_form(config, logdir):
     identity = saved.get(DATA_KEY) if isinstance(saved.get(DATA_KEY), dict) else {}
     given = saved.get("model_kwargs") if isinstance(saved.get("model_kwargs"), dict) else {}
     spec = get_model_spec(config.model)
-    data = _Shape(int(identity.get("num_classes") or spec.num_classes),
-                  tuple(identity.get("image_shape") or spec.input_shape))
+    data = types.SimpleNamespace(  # what build_model needs of the data
+        num_classes=int(identity.get("num_classes") or spec.num_classes),
+        image_shape=tuple(identity.get("image_shape") or spec.input_shape))
     kwargs = trained_form(logdir, dataclasses.replace(config, model_kwargs=dict(given)), path, data)
     if kwargs is None:
         return
@@ -216,12 +218,6 @@ def check_same_form(config, logdir):
         f"{', '.join(f'{k}={_flag_value(theirs.get(k))}' for k in differ)}, and this run builds "
         f"it with {', '.join(f'{k}={_flag_value(ours.get(k))}' for k in differ)}. {how} to train "
         "on in this logdir, or use another --logdir. Nothing in the logdir was changed.")
-
-
-@dataclasses.dataclass
-class _Shape:  # what build_model needs of the data
-    num_classes: int
-    image_shape: tuple
 
 
 def _flag_value(value):
